@@ -1,0 +1,1 @@
+"""Flowlink's engine: flow model, validation, expressions, interpreter, persistence."""

@@ -1,0 +1,470 @@
+"""The interpreter: walks a compiled flow's graph and runs its steps.
+
+One implementation drives every lane. Choice, map, parallel, retry, catch and timeouts
+are decided here; a lane only changes how one attempt of a leaf step is invoked (inline
+in the event lane, as a Prefect task run in the tracked lane) and where records go.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Protocol
+
+from connectors.sdk.action import ActionContext
+from connectors.sdk.http import shared_client
+from engine.errors import (
+    InvalidInput,
+    PayloadTooLarge,
+    StepError,
+    StepTimeout,
+    error_from_exception,
+)
+from engine.expressions import _parse_instant, truthy
+from engine.model import Flow, Graph, Step
+from engine.records import Recorder, RunRecord, StepRecord, dumps
+from engine.retry import RetryState, compile_policies
+
+#: How one attempt of a leaf step is invoked: (step path, attempt number, the call) -> result.
+AttemptInvoker = Callable[[str, int, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+
+class ConnectionResolver(Protocol):
+    """Gives actions the decrypted fields of a named connection."""
+
+    async def resolve(self, name: str) -> dict[str, Any]:
+        """The connection's fields; raise a StepError when it does not exist."""
+
+
+class NoConnections:
+    """Resolver for contexts with no connection store: every name is unknown."""
+
+    async def resolve(self, name: str) -> dict[str, Any]:
+        raise InvalidInput(f"unknown connection '{name}' (no connection store configured)")
+
+
+class MappingConnections:
+    """Resolver over a plain mapping of name -> fields (tests, CLI --connections file)."""
+
+    def __init__(self, connections: dict[str, dict[str, Any]]) -> None:
+        self.connections = connections
+
+    async def resolve(self, name: str) -> dict[str, Any]:
+        try:
+            return self.connections[name]
+        except KeyError:
+            raise InvalidInput(f"unknown connection '{name}'") from None
+
+
+class _EndGraph(Exception):
+    """A `succeed` step ended the current graph."""
+
+
+@dataclass
+class _RunState:
+    run: RunRecord
+    flow: Flow
+    seq: int = 0
+    executed: int = 0
+
+
+def _size_check(data: bytes, limit: int, what: str, setting: str) -> None:
+    if len(data) > limit:
+        raise PayloadTooLarge(
+            f"{what} is {len(data):,} bytes, over the limit of {limit:,} (execution.{setting}); nothing was truncated"
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if dump is not None else value
+
+
+class Interpreter:
+    """Runs compiled flows. One instance serves many concurrent runs."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        connections: ConnectionResolver | None = None,
+        invoke: AttemptInvoker | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.recorder = recorder
+        self.connections = connections or NoConnections()
+        self.invoke = invoke
+        self.log = log or (lambda _msg: None)
+
+    # ------------------------------------------------------------------ runs
+
+    async def execute(
+        self,
+        flow: Flow,
+        trigger: Any = None,
+        *,
+        run_id: str | None = None,
+        lane: str | None = None,
+        prior_steps: dict[str, dict[str, Any]] | None = None,
+        start_at: str | None = None,
+        resumed_from: str | None = None,
+        prefect_flow_run_id: str | None = None,
+    ) -> RunRecord:
+        """Run `flow` to the end and return its record (failures are recorded, not raised).
+
+        `prior_steps` and `start_at` resume a run from a step, reusing earlier outputs
+        (retry from the failed step).
+        """
+        run = RunRecord(
+            id=run_id or str(uuid.uuid4()),
+            flow_id=flow.id,
+            flow_version=flow.version,
+            lane=lane or flow.lane,
+            status="running",
+            started_at=time.time(),
+            prefect_flow_run_id=prefect_flow_run_id,
+            resumed_from=resumed_from,
+        )
+        state = _RunState(run=run, flow=flow)
+        limit = flow.execution.max_step_input_bytes
+        try:
+            run.trigger_json = dumps(trigger)
+        except TypeError as exc:
+            run.trigger_json = b"null"
+            return self._finish_early(run, InvalidInput(f"trigger payload is not JSON: {exc}"))
+        self.recorder.run_started(run)
+        scope: dict[str, Any] = {
+            "trigger": trigger,
+            "vars": flow.vars,
+            "steps": dict(prior_steps or {}),
+            "run": {"id": run.id, "flow_id": flow.id, "flow_version": flow.version},
+        }
+        try:
+            _size_check(run.trigger_json, limit, "the trigger payload", "max_step_input_bytes")
+            if start_at is not None and start_at not in flow.graph.steps:
+                raise InvalidInput(f"cannot start at '{start_at}': no such top-level step")
+            if flow.execution.timeout:
+                async with asyncio.timeout(flow.execution.timeout):
+                    last = await self._run_graph(state, flow.graph, scope, "", start_at)
+            else:
+                last = await self._run_graph(state, flow.graph, scope, "", start_at)
+            output = flow.output(scope) if flow.output is not None else last
+            run.output_json = dumps(_jsonable(output))
+            _size_check(run.output_json, flow.execution.max_output_bytes, "the run output", "max_output_bytes")
+            run.status = "succeeded"
+        except StepError as err:
+            run.status = "failed"
+            run.output_json = None
+            run.error = {**err.to_dict(), "step": getattr(err, "step_path", None)}
+        except TimeoutError:
+            run.status = "failed"
+            run.error = StepTimeout(f"the run took longer than execution.timeout={flow.execution.timeout}s").to_dict()
+        except asyncio.CancelledError:
+            run.status = "cancelled"
+            run.error = {"type": "Cancelled", "message": "the run was cancelled"}
+            run.ended_at = time.time()
+            self.recorder.run_finished(run)
+            raise
+        run.ended_at = time.time()
+        self.recorder.run_finished(run)
+        return run
+
+    def _finish_early(self, run: RunRecord, err: StepError) -> RunRecord:
+        run.status, run.error, run.ended_at = "failed", err.to_dict(), time.time()
+        self.recorder.run_started(run)
+        self.recorder.run_finished(run)
+        return run
+
+    # ------------------------------------------------------------------ graphs
+
+    async def _run_graph(
+        self, state: _RunState, graph: Graph, scope: dict[str, Any], prefix: str, start_at: str | None = None
+    ) -> Any:
+        sid: str | None = start_at or graph.start
+        last: Any = None
+        max_steps = state.flow.execution.max_steps
+        try:
+            while sid is not None:
+                state.executed += 1
+                if state.executed > max_steps:
+                    raise StepError(
+                        f"the run executed more than {max_steps} steps (execution.max_steps); a loop may never end",
+                        kind="StepLimitExceeded",
+                    )
+                step = graph.steps[sid]
+                sid, last = await self._run_step(state, step, scope, prefix, last)
+        except _EndGraph:
+            pass
+        return last
+
+    async def _run_step(
+        self, state: _RunState, step: Step, scope: dict[str, Any], prefix: str, last: Any
+    ) -> tuple[str | None, Any]:
+        path = prefix + step.id
+        started = time.time()
+        kind = step.type
+        try:
+            if step.condition is not None and not truthy(step.condition.search(scope)):
+                scope["steps"][step.id] = {"output": None, "status": "skipped"}
+                self._record(state, step, path, "skipped", started)
+                return step.next, last
+            if kind == "choice":
+                target = self._choose(step, scope)
+                scope["steps"][step.id] = {"output": {"next": target}, "status": "succeeded"}
+                self._record(state, step, path, "succeeded", started, output_json=dumps({"next": target}))
+                return target, last
+            if kind == "succeed":
+                scope["steps"][step.id] = {"output": last, "status": "succeeded"}
+                self._record(state, step, path, "succeeded", started)
+                raise _EndGraph()
+            if kind == "fail":
+                message = step.message(scope) if step.message is not None else f"the flow failed at step '{step.id}'"
+                raise StepError(message if isinstance(message, str) else dumps(message).decode(), kind=step.error_name)
+        except StepError as err:
+            self._record(state, step, path, "failed", started, error=err.to_dict())
+            if not hasattr(err, "step_path"):
+                err.step_path = path
+            raise
+        return await self._run_guarded(state, step, scope, path, started)
+
+    def _choose(self, step: Step, scope: dict[str, Any]) -> str:
+        for condition, target in step.choices:
+            if truthy(condition.search(scope)):
+                return target
+        if step.default is None:
+            raise StepError(f"no choice of step '{step.id}' matched and it has no default", kind="NoChoiceMatched")
+        return step.default
+
+    async def _run_guarded(
+        self, state: _RunState, step: Step, scope: dict[str, Any], path: str, started: float
+    ) -> tuple[str | None, Any]:
+        """Leaf steps, maps and parallels: input rendering, attempts with retries, catch."""
+        attempts: list[dict[str, Any]] = []
+        input_json: bytes | None = None
+        try:
+            value, input_json = self._render_input(state, step, scope)
+            output = await self._attempts(state, step, scope, path, value, attempts)
+            output = _jsonable(output)
+            output_json = dumps(output)
+            _size_check(output_json, state.flow.execution.max_output_bytes, f"the output of step '{step.id}'", "max_output_bytes")
+        except StepError as err:
+            self._record(state, step, path, "failed", started, input_json, None, err.to_dict(), attempts)
+            for catcher in step.catch:
+                if catcher.matcher.matches(err):
+                    error = {**err.to_dict(), "step": step.id}
+                    scope["steps"][step.id] = {"output": None, "status": "failed", "error": error}
+                    scope[catcher.as_key] = error
+                    return catcher.next, None
+            if not hasattr(err, "step_path"):
+                err.step_path = path
+            raise
+        scope["steps"][step.id] = {"output": output, "status": "succeeded"}
+        self._record(state, step, path, "succeeded", started, input_json, output_json, None, attempts)
+        return step.next, output
+
+    def _render_input(self, state: _RunState, step: Step, scope: dict[str, Any]) -> tuple[Any, bytes | None]:
+        kind = step.type
+        if kind == "action":
+            value = step.args(scope)
+        elif kind == "map":
+            value = step.items.search(scope)
+            if not isinstance(value, list):
+                raise InvalidInput(f"map items must be a list, got {type(value).__name__} from `{step.items.text}`")
+        elif kind == "wait":
+            value = {"seconds": self._wait_seconds(step, scope)}
+        else:
+            return None, None
+        input_json = dumps(value)
+        _size_check(input_json, state.flow.execution.max_step_input_bytes, f"the input of step '{step.id}'", "max_step_input_bytes")
+        return value, input_json
+
+    async def _attempts(
+        self, state: _RunState, step: Step, scope: dict[str, Any], path: str, value: Any, attempts: list[dict[str, Any]]
+    ) -> Any:
+        policies = step.retry
+        if policies is None and step.action is not None and step.action.default_retry:
+            policies = compile_policies(step.action.default_retry)
+        retry = RetryState(policies) if policies else None
+        connection = None
+        if step.type == "action" and step.connection:
+            connection = await self.connections.resolve(step.connection)
+        number = 0
+        while True:
+            number += 1
+            began = time.time()
+            try:
+                call = self._body(state, step, scope, path, value, connection, number)
+                if step.timeout is not None:
+                    try:
+                        async with asyncio.timeout(step.timeout):
+                            result = await call
+                    except TimeoutError:
+                        raise StepTimeout(f"step '{step.id}' timed out after {step.timeout:g}s") from None
+                else:
+                    result = await call
+            except Exception as exc:  # every failure becomes a typed StepError
+                err = error_from_exception(exc, step.action.connector.name if step.action and step.action.connector else None)
+                ended = time.time()
+                attempts.append({"attempt": number, "started_at": began, "duration_ms": round((ended - began) * 1000, 3), "error": err.to_dict()})
+                delay = retry.next_delay(err) if retry is not None else None
+                if delay is None:
+                    raise err from None
+                attempts[-1]["retry_in"] = delay
+                await asyncio.sleep(delay)
+                continue
+            attempts.append({"attempt": number, "started_at": began, "duration_ms": round((time.time() - began) * 1000, 3)})
+            return result
+
+    def _body(
+        self,
+        state: _RunState,
+        step: Step,
+        scope: dict[str, Any],
+        path: str,
+        value: Any,
+        connection: dict[str, Any] | None,
+        number: int,
+    ) -> Awaitable[Any]:
+        kind = step.type
+        if kind == "action":
+            return self._call_leaf(path, number, lambda: self._call_action(state, step, path, value, connection))
+        if kind == "set":
+            return self._call_leaf(path, number, lambda: _immediate(step.value(scope)))
+        if kind == "wait":
+            return self._call_leaf(path, number, lambda: asyncio.sleep(value["seconds"], {"waited": value["seconds"]}))
+        if kind == "map":
+            return self._run_map(state, step, scope, path, value)
+        if kind == "parallel":
+            return self._run_parallel(state, step, scope, path)
+        raise AssertionError(f"unexpected step type {kind}")
+
+    def _call_leaf(self, path: str, number: int, call: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        if self.invoke is None:
+            return call()
+        return self.invoke(path, number, call)
+
+    async def _call_action(
+        self, state: _RunState, step: Step, path: str, value: Any, connection: dict[str, Any] | None
+    ) -> Any:
+        action = step.action
+        parsed = action.parse_input(value)
+        ctx = ActionContext(
+            run_id=state.run.id,
+            step_id=path,
+            flow_id=state.flow.id,
+            connection=connection,
+            http=shared_client(),
+            log=self.log,
+        )
+        if action.is_async:
+            return await action.run(ctx, parsed)
+        return action.run(ctx, parsed)
+
+    def _wait_seconds(self, step: Step, scope: dict[str, Any]) -> float:
+        if step.seconds is not None:
+            seconds = step.seconds(scope)
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+                raise InvalidInput(f"wait seconds must be a non-negative number, got {seconds!r}")
+            return float(seconds)
+        until = step.until(scope)
+        try:
+            moment = _parse_instant(until)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"wait until must be an ISO-8601 time, got {until!r}: {exc}") from None
+        return max(0.0, moment.timestamp() - time.time())
+
+    # ------------------------------------------------------------------ map and parallel
+
+    async def _run_map(self, state: _RunState, step: Step, scope: dict[str, Any], path: str, items: list[Any]) -> list[Any]:
+        results: list[Any] = [None] * len(items)
+        failures: list[tuple[int, StepError]] = []
+        pending = iter(enumerate(items))
+
+        async def worker() -> None:
+            for index, item in pending:
+                child = {**scope, "steps": dict(scope["steps"]), "item": item, "index": index}
+                try:
+                    last = await self._run_graph(state, step.graph, child, f"{path}[{index}].")
+                    results[index] = step.item_output(child) if step.item_output is not None else last
+                except StepError as err:
+                    failures.append((index, err))
+                    if len(failures) > step.tolerated_failures:
+                        raise _item_error(step, index, err, len(failures)) from None
+
+        workers = min(step.max_concurrency, len(items))
+        if workers <= 1:
+            await worker()
+        else:
+            await _gather_first_error([worker() for _ in range(workers)])
+        return results
+
+    async def _run_parallel(self, state: _RunState, step: Step, scope: dict[str, Any], path: str) -> dict[str, Any]:
+        outputs: dict[str, Any] = {}
+
+        async def branch_run(branch) -> None:
+            child = {**scope, "steps": dict(scope["steps"])}
+            last = await self._run_graph(state, branch.graph, child, f"{path}.{branch.id}.")
+            outputs[branch.id] = branch.output(child) if branch.output is not None else last
+
+        await _gather_first_error([branch_run(b) for b in step.branches])
+        return {b.id: outputs.get(b.id) for b in step.branches}
+
+    # ------------------------------------------------------------------ records
+
+    def _record(
+        self,
+        state: _RunState,
+        step: Step,
+        path: str,
+        status: str,
+        started: float,
+        input_json: bytes | None = None,
+        output_json: bytes | None = None,
+        error: dict[str, Any] | None = None,
+        attempts: list[dict[str, Any]] | None = None,
+    ) -> None:
+        state.seq += 1
+        self.recorder.step_finished(
+            StepRecord(
+                run_id=state.run.id,
+                seq=state.seq,
+                step_id=step.id,
+                path=path,
+                type=step.type,
+                status=status,
+                started_at=started,
+                ended_at=time.time(),
+                input_json=input_json,
+                output_json=output_json,
+                error=error,
+                attempts=attempts or [],
+            )
+        )
+
+
+async def _immediate(value: Any) -> Any:
+    return value
+
+
+def _item_error(step: Step, index: int, err: StepError, failed: int) -> StepError:
+    """The map step's error: the item's error kind, so retry/catch match what really failed."""
+    new = StepError(
+        f"item {index} of map '{step.id}' failed ({failed} failed, {step.tolerated_failures} tolerated): {err.message}",
+        kind=err.kind,
+        code=err.code,
+        status=err.status,
+        connector=err.connector,
+        retry_after=err.retry_after,
+        details={"index": index, "step": getattr(err, "step_path", None)},
+    )
+    return new
+
+
+async def _gather_first_error(coros: list[Awaitable[Any]]) -> None:
+    """Run concurrently; on the first StepError cancel the rest and raise it."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coro in coros:
+                group.create_task(coro)
+    except* StepError as eg:
+        raise eg.exceptions[0] from None

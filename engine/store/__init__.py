@@ -1,0 +1,1 @@
+"""Persistence: flows and versions, runs and steps, blobs, audit log, connections."""

@@ -1,0 +1,110 @@
+"""Flows and their immutable numbered versions."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, func, insert, select, update
+
+from engine.store import audit
+from engine.store.tables import flow_versions, flows
+
+
+class VersionConflict(Exception):
+    """Someone saved the flow since the version the caller started from."""
+
+    def __init__(self, flow_id: str, expected: int | None, current: int) -> None:
+        super().__init__(f"flow '{flow_id}' is at version {current}, not {expected}: reload and apply your change again")
+        self.flow_id, self.expected, self.current = flow_id, expected, current
+
+
+@dataclass
+class FlowVersion:
+    """One saved version of a flow definition."""
+
+    flow_id: str
+    version: int
+    definition: dict[str, Any]
+    created_by: str
+    message: str
+    created_at: float
+
+
+class FlowStore:
+    """Saves definitions as new versions; never rewrites an old one."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def save(self, definition: dict[str, Any], actor: str, message: str = "", expected_version: int | None = None) -> FlowVersion:
+        """Store `definition` as the flow's next version.
+
+        `expected_version` is the version the editor started from; if the flow has moved
+        on since, VersionConflict is raised and nothing is written. For a new flow pass None.
+        """
+        flow_id = definition["id"]
+        now = time.time()
+        with self.engine.begin() as conn:
+            current = conn.execute(select(flows.c.current_version).where(flows.c.id == flow_id).with_for_update()).scalar()
+            if current is not None and expected_version != current:
+                raise VersionConflict(flow_id, expected_version, current)
+            if current is None and expected_version not in (None, 0):
+                raise VersionConflict(flow_id, expected_version, 0)
+            version = (current or 0) + 1
+            stored = {**definition, "version": version}
+            previous = None
+            if current is None:
+                conn.execute(insert(flows).values(id=flow_id, name=definition["name"], description=definition.get("description", ""),
+                                                  current_version=version, active=False, created_at=now, updated_at=now))
+            else:
+                previous = self._definition(conn, flow_id, current)
+                conn.execute(update(flows).where(flows.c.id == flow_id).values(
+                    name=definition["name"], description=definition.get("description", ""), current_version=version,
+                    updated_at=now, deleted_at=None))
+            conn.execute(insert(flow_versions).values(flow_id=flow_id, version=version, definition=orjson.dumps(stored).decode(),
+                                                      created_by=actor, message=message, created_at=now))
+            audit.record(conn, actor, "flow.create" if current is None else "flow.update", "flow", flow_id,
+                         before=previous, after=stored, details={"version": version, "message": message})
+        return FlowVersion(flow_id, version, stored, actor, message, now)
+
+    @staticmethod
+    def _definition(conn: Any, flow_id: str, version: int) -> dict[str, Any] | None:
+        text = conn.execute(select(flow_versions.c.definition).where(
+            flow_versions.c.flow_id == flow_id, flow_versions.c.version == version)).scalar()
+        return orjson.loads(text) if text else None
+
+    def get(self, flow_id: str, version: int | None = None) -> FlowVersion | None:
+        """The current (or a given) version of a flow that is not deleted."""
+        with self.engine.connect() as conn:
+            head = conn.execute(select(flows).where(flows.c.id == flow_id, flows.c.deleted_at.is_(None))).mappings().first()
+            if head is None:
+                return None
+            row = conn.execute(select(flow_versions).where(
+                flow_versions.c.flow_id == flow_id,
+                flow_versions.c.version == (version or head["current_version"]))).mappings().first()
+        if row is None:
+            return None
+        return FlowVersion(row["flow_id"], row["version"], orjson.loads(row["definition"]), row["created_by"], row["message"], row["created_at"])
+
+    def versions(self, flow_id: str) -> list[dict[str, Any]]:
+        """Every version's number, author, message and time, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(flow_versions.c.version, flow_versions.c.created_by, flow_versions.c.message,
+                                       flow_versions.c.created_at).where(flow_versions.c.flow_id == flow_id)
+                                .order_by(flow_versions.c.version.desc())).mappings().all()
+        return [dict(r) for r in rows]
+
+    def list(self, include_deleted: bool = False) -> list[dict[str, Any]]:
+        """Every flow's head row."""
+        query = select(flows).order_by(flows.c.id)
+        if not include_deleted:
+            query = query.where(flows.c.deleted_at.is_(None))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings().all()]
+
+    def count(self) -> int:
+        """How many flows exist (deleted ones excluded)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(flows).where(flows.c.deleted_at.is_(None))).scalar_one()

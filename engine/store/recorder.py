@@ -1,0 +1,192 @@
+"""Batched persistence of run and step records.
+
+The interpreter hands records over without waiting (a thread-safe queue); one writer
+thread turns whatever has gathered into a single transaction of bulk inserts. A run
+that starts and ends within one batch is inserted once with its final state.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.records import RunRecord, StepRecord
+from engine.store.tables import BLOB_THRESHOLD, blobs, runs, step_runs
+
+log = logging.getLogger("flowlink.store")
+
+_FLUSH = object()
+_STOP = object()
+
+
+def split_payload(data: bytes | None, blob_rows: dict[str, dict[str, Any]]) -> tuple[str | None, str | None]:
+    """Inline JSON text for small payloads; a blob reference (and a blob row) for large ones."""
+    if data is None:
+        return None, None
+    if len(data) <= BLOB_THRESHOLD:
+        return data.decode(), None
+    digest = hashlib.sha256(data).hexdigest()
+    blob_rows.setdefault(digest, {"sha256": digest, "size": len(data), "data": data, "created_at": time.time()})
+    return None, digest
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+class SqlRecorder:
+    """A Recorder that writes to the database in batches from a background thread."""
+
+    def __init__(self, engine: Engine, max_batch: int = 2000, linger: float = 0.02) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.linger = linger
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="flowlink-recorder", daemon=True)
+        self._closed = False
+        self.batches_written = 0
+        self._thread.start()
+
+    # Recorder interface: called on the event loop, never blocks.
+    def run_started(self, run: RunRecord) -> None:
+        self._queue.put(("start", run))
+
+    def step_finished(self, step: StepRecord) -> None:
+        self._queue.put(("step", step))
+
+    def run_finished(self, run: RunRecord) -> None:
+        self._queue.put(("end", run))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until everything handed over so far is committed."""
+        done = threading.Event()
+        self._queue.put((_FLUSH, done))
+        if not done.wait(timeout):
+            raise TimeoutError("the run recorder did not flush in time")
+
+    def close(self) -> None:
+        """Flush and stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put((_STOP, None))
+        self._thread.join(timeout=60)
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            deadline = time.monotonic() + self.linger
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                batch.append(item)
+                if item[0] is _FLUSH or item[0] is _STOP:
+                    break
+            records = [item for item in batch if item[0] not in (_FLUSH, _STOP)]
+            if records:
+                self._write(records)
+            for kind, arg in batch:
+                if kind is _FLUSH:
+                    arg.set()
+                if kind is _STOP:
+                    return
+
+    def _write(self, records: list[tuple[str, Any]]) -> None:
+        inserts: dict[str, RunRecord] = {}
+        updates: dict[str, RunRecord] = {}
+        steps: list[StepRecord] = []
+        for kind, record in records:
+            if kind == "start":
+                inserts[record.id] = record
+            elif kind == "end":
+                if record.id not in inserts:
+                    updates[record.id] = record
+            else:
+                steps.append(record)
+        blob_rows: dict[str, dict[str, Any]] = {}
+        run_rows = [self._run_row(r, blob_rows) for r in inserts.values()]
+        update_rows = [self._run_row(r, blob_rows) for r in updates.values()]
+        step_rows = [self._step_row(s, blob_rows) for s in steps]
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    if blob_rows:
+                        conn.execute(self._insert_ignore(), list(blob_rows.values()))
+                    if run_rows:
+                        conn.execute(insert(runs), run_rows)
+                    if update_rows:
+                        conn.execute(
+                            update(runs)
+                            .where(runs.c.id == bindparam("b_id"))
+                            .values({k: bindparam(k) for k in update_rows[0] if k != "id"}),
+                            [{**{k: v for k, v in row.items() if k != "id"}, "b_id": row["id"]} for row in update_rows],
+                        )
+                    if step_rows:
+                        conn.execute(insert(step_runs), step_rows)
+                self.batches_written += 1
+                return
+            except Exception:  # keep the service up; a lost history batch is logged loudly
+                log.exception("writing %d run records failed (attempt %d)", len(records), attempt + 1)
+                time.sleep(0.2 * (attempt + 1))
+
+    def _insert_ignore(self):
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(blobs).on_conflict_do_nothing(index_elements=["sha256"])
+        if dialect == "sqlite":
+            return sqlite.insert(blobs).on_conflict_do_nothing(index_elements=["sha256"])
+        return insert(blobs).prefix_with("IGNORE")
+
+    @staticmethod
+    def _run_row(run: RunRecord, blob_rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        trigger_json, trigger_blob = split_payload(run.trigger_json, blob_rows)
+        output_json, output_blob = split_payload(run.output_json, blob_rows)
+        return {
+            "id": run.id,
+            "flow_id": run.flow_id,
+            "flow_version": run.flow_version,
+            "lane": run.lane,
+            "status": run.status,
+            "trigger_json": trigger_json,
+            "trigger_blob": trigger_blob,
+            "output_json": output_json,
+            "output_blob": output_blob,
+            "error": _json_text(run.error),
+            "started_at": run.started_at,
+            "ended_at": run.ended_at,
+            "prefect_flow_run_id": run.prefect_flow_run_id,
+            "resumed_from": run.resumed_from,
+        }
+
+    @staticmethod
+    def _step_row(step: StepRecord, blob_rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        input_json, input_blob = split_payload(step.input_json, blob_rows)
+        output_json, output_blob = split_payload(step.output_json, blob_rows)
+        return {
+            "run_id": step.run_id,
+            "seq": step.seq,
+            "step_id": step.step_id,
+            "path": step.path,
+            "type": step.type,
+            "status": step.status,
+            "input_json": input_json,
+            "input_blob": input_blob,
+            "output_json": output_json,
+            "output_blob": output_blob,
+            "error": _json_text(step.error),
+            "attempts": _json_text(step.attempts) if step.attempts else None,
+            "started_at": step.started_at,
+            "ended_at": step.ended_at,
+        }

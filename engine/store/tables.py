@@ -1,0 +1,144 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations in `migrations/` create it.
+
+Times are UNIX epoch seconds (float) so SQLite and PostgreSQL store and compare them alike.
+JSON is stored as text written by orjson. Payloads over `BLOB_THRESHOLD` bytes go to
+`blobs`, addressed by their SHA-256, so a large trigger payload that several steps
+receive is stored once.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: Payloads larger than this (bytes of JSON) are stored once in `blobs`.
+BLOB_THRESHOLD = 4096
+
+_Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+flows = Table(
+    "flows",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("current_version", Integer, nullable=False),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("owner", String(100)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("deleted_at", Float),
+)
+
+flow_versions = Table(
+    "flow_versions",
+    metadata,
+    Column("flow_id", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("message", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("flow_id", "version"),
+    ForeignKeyConstraint(["flow_id"], ["flows.id"]),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("flow_id", String(100), nullable=False),
+    Column("flow_version", Integer),
+    Column("lane", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("trigger_json", Text),
+    Column("trigger_blob", String(64)),
+    Column("output_json", Text),
+    Column("output_blob", String(64)),
+    Column("error", Text),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("prefect_flow_run_id", String(36)),
+    Column("resumed_from", String(36)),
+    Index("ix_runs_flow_started", "flow_id", "started_at"),
+    Index("ix_runs_status_started", "status", "started_at"),
+    Index("ix_runs_started", "started_at"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("step_id", String(64), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input_json", Text),
+    Column("input_blob", String(64)),
+    Column("output_json", Text),
+    Column("output_blob", String(64)),
+    Column("error", Text),
+    Column("attempts", Text),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=False),
+    Index("ix_step_runs_run_seq", "run_id", "seq"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(32), nullable=False),
+    Column("target_id", String(200), nullable=False),
+    Column("before", Text),
+    Column("after", Text),
+    Column("details", Text),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_target", "target_type", "target_id"),
+)
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("connector", String(64), nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("public", Text, nullable=False, default="{}"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
