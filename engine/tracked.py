@@ -1,0 +1,95 @@
+"""The tracked lane: one Prefect flow run per Flowlink run, one Prefect task run per step attempt.
+
+For scheduled, long or heavy flows where seeing every run in Prefect's UI is worth
+Prefect's per-task cost (~50 ms of server CPU per tracked task, docs/architecture.md).
+Flowlink's interpreter still drives the graph, retries and timeouts, so semantics are
+the same as in the event lane; Prefect records each attempt as a task run named
+``<step path>#<attempt>``. The flow run is named after the Flowlink run id and tagged
+``flowlink.run:<id>`` and ``flowlink.flow:<flow id>``, so it can be found by our id.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from prefect import flow, tags, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect.states import Completed, Failed
+
+from engine.interpreter import ConnectionResolver, Interpreter
+from engine.model import Flow
+from engine.records import Recorder, RunRecord
+
+PREFECT_FLOW_NAME = "flowlink-run"
+
+
+@dataclass
+class _Job:
+    flow: Flow
+    trigger: Any
+    recorder: Recorder
+    connections: ConnectionResolver | None
+    log: Callable[[str], None] | None
+    kwargs: dict[str, Any]
+    result: RunRecord | None = None
+
+
+# Prefect parameters must be serialisable, so the live objects of a run wait here,
+# keyed by run id, while the flow run receives only ids.
+_jobs: dict[str, _Job] = {}
+_calls: dict[tuple[str, str, int], Callable[[], Awaitable[Any]]] = {}
+
+
+@task(name="flowlink-step", cache_policy=NO_CACHE, persist_result=False, retries=0, log_prints=False)
+async def _step_attempt(run_id: str, step: str, attempt: int) -> Any:
+    call = _calls.pop((run_id, step, attempt))
+    return await call()
+
+
+def _invoker(run_id: str):
+    async def invoke(step: str, attempt: int, call: Callable[[], Awaitable[Any]]) -> Any:
+        _calls[(run_id, step, attempt)] = call
+        try:
+            return await _step_attempt.with_options(task_run_name=f"{step}#{attempt}")(run_id, step, attempt)
+        finally:
+            _calls.pop((run_id, step, attempt), None)
+
+    return invoke
+
+
+@flow(name=PREFECT_FLOW_NAME, persist_result=False, validate_parameters=False, log_prints=False)
+async def _tracked_run(run_id: str, flow_id: str, flow_version: int | None):
+    job = _jobs[run_id]
+    prefect_id = str(get_run_context().flow_run.id)
+    interpreter = Interpreter(job.recorder, job.connections, invoke=_invoker(run_id), log=job.log)
+    job.result = await interpreter.execute(
+        job.flow, job.trigger, run_id=run_id, lane="tracked", prefect_flow_run_id=prefect_id, **job.kwargs
+    )
+    if job.result.status == "failed":
+        error = job.result.error or {}
+        return Failed(message=f"{error.get('type')}: {error.get('message')}")
+    return Completed(message=job.result.status)
+
+
+async def run_tracked(
+    flow_def: Flow,
+    trigger: Any,
+    *,
+    run_id: str,
+    recorder: Recorder,
+    connections: ConnectionResolver | None = None,
+    log: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> RunRecord:
+    """Execute one run as a Prefect flow run and return Flowlink's record of it."""
+    _jobs[run_id] = _Job(flow_def, trigger, recorder, connections, log, kwargs)
+    try:
+        with tags("flowlink", f"flowlink.run:{run_id}", f"flowlink.flow:{flow_def.id}"):
+            await _tracked_run.with_options(flow_run_name=run_id)(run_id, flow_def.id, flow_def.version, return_state=True)
+        job = _jobs[run_id]
+        if job.result is None:
+            raise RuntimeError(f"Prefect flow run for {run_id} ended without running the flow")
+        return job.result
+    finally:
+        _jobs.pop(run_id, None)
