@@ -155,6 +155,24 @@ class FlowlinkFunctions(jp_functions.Functions):
     def _func_round(self, value: float, digits: int = 0) -> float:
         return round(value, int(digits))
 
+    @jp_functions.signature({"types": ["number"]}, {"types": ["number"]})
+    def _func_add(self, a: float, b: float) -> float:
+        return a + b
+
+    @jp_functions.signature({"types": ["number"]}, {"types": ["number"]})
+    def _func_sub(self, a: float, b: float) -> float:
+        return a - b
+
+    @jp_functions.signature({"types": ["number"]}, {"types": ["number"]})
+    def _func_mul(self, a: float, b: float) -> float:
+        return a * b
+
+    @jp_functions.signature({"types": ["number"]}, {"types": ["number"]})
+    def _func_div(self, a: float, b: float) -> float:
+        if b == 0:
+            raise ValueError("division by zero")
+        return a / b
+
     @jp_functions.signature({"types": ["string"]})
     def _func_md5(self, value: str) -> str:
         return hashlib.md5(value.encode()).hexdigest()
@@ -196,18 +214,79 @@ class Expression:
             raise ExpressionError(f"expression `{self.text}` failed: {exc}") from None
 
 
-@functools.lru_cache(maxsize=8192)
 def compile_expression(text: str) -> Expression:
-    """Compile JMESPath once; raise ExpressionSyntaxError with the parser's message."""
-    if not isinstance(text, str) or not text.strip():
+    """Compile JMESPath once; raise ExpressionSyntaxError naming what is wrong and where."""
+    if not isinstance(text, str):
+        raise ExpressionSyntaxError(f"expected a JMESPath expression (a string), got {_json_type(text)}")
+    if not text.strip():
         raise ExpressionSyntaxError("empty expression")
+    return _compile_cached(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _compile_cached(text: str) -> Expression:
+    source = text.strip()
     try:
-        return Expression(text, jmespath.compile(text.strip()))
+        return Expression(text, jmespath.compile(source))
     except jmespath.exceptions.ParseError as exc:
-        msg = getattr(exc, "msg", None) or str(exc).splitlines()[0]
-        raise ExpressionSyntaxError(f"invalid JMESPath `{text}`: {msg} at column {exc.lex_position}") from None
+        raise ExpressionSyntaxError(f"invalid JMESPath `{source}`: {_parse_error_message(exc, source)}") from None
     except jmespath.exceptions.JMESPathError as exc:
-        raise ExpressionSyntaxError(f"invalid JMESPath `{text}`: {exc}") from None
+        raise ExpressionSyntaxError(f"invalid JMESPath `{source}`: {exc}") from None
+    except RecursionError:
+        raise ExpressionSyntaxError(f"invalid JMESPath `{source[:40]}...`: nested too deeply") from None
+
+
+#: Readable names for the parser's token types (as in "expected ']'").
+_TOKEN_NAMES = {
+    "eof": "end of expression",
+    "rbracket": "']'",
+    "lbracket": "'['",
+    "rbrace": "'}'",
+    "lbrace": "'{'",
+    "rparen": "')'",
+    "lparen": "'('",
+    "comma": "','",
+    "colon": "':'",
+    "dot": "'.'",
+    "quoted_identifier": "a field name",
+    "unquoted_identifier": "a field name",
+}
+
+
+def _parse_error_message(exc: jmespath.exceptions.ParseError, source: str) -> str:
+    """'unexpected end of expression', 'unexpected token ...', 'unclosed ...' with a 1-based column."""
+    if isinstance(exc, jmespath.exceptions.LexerError):
+        if (exc.message or "").startswith("Unknown token"):
+            detail = f"unexpected character '{exc.lexer_value}'"
+        else:
+            detail = exc.message[:1].lower() + exc.message[1:] if exc.message else "invalid token"
+        return f"{detail} at column {exc.lexer_position + 1}"
+    token_type = (exc.token_type or "").lower()
+    if isinstance(exc, jmespath.exceptions.IncompleteExpressionError) or token_type == "eof":
+        message = "unexpected end of expression"
+    else:
+        value = exc.token_value if isinstance(exc.token_value, str) else _stringify(exc.token_value)
+        message = f"unexpected token '{value}' ({token_type or 'unknown'}) at column {exc.lex_position + 1}"
+    expected = re.match(r"Expecting: \[?([^\]]*?)\]?, got:", exc.msg or "")
+    if expected:
+        names = [n.strip(" '") for n in expected.group(1).split(",")]
+        readable = list(dict.fromkeys(_TOKEN_NAMES.get(n, n) for n in names))
+        message += f"; expected {' or '.join(readable)}"
+    return message
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def is_expr(value: Any) -> bool:

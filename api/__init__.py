@@ -1,0 +1,1 @@
+"""Flowlink's HTTP service (FastAPI): REST API under /api."""

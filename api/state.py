@@ -1,0 +1,55 @@
+"""What the service keeps while it runs: the engine and its in-flight runs."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.model import Flow
+from engine.records import RunRecord
+from engine.runtime import FlowEngine, FlowInvalid
+
+log = logging.getLogger("flowlink.api")
+
+
+class ServiceState:
+    """The engine plus the asyncio tasks of runs started through the API."""
+
+    def __init__(self, engine: FlowEngine) -> None:
+        self.engine = engine
+        self.tasks: set[asyncio.Task[RunRecord]] = set()
+
+    def start_run(self, flow: Flow, trigger: Any, actor: str) -> tuple[str, asyncio.Task[RunRecord]]:
+        """Start a run in the background; the task is kept until it ends."""
+        import uuid
+
+        run_id = str(uuid.uuid4())
+        task = asyncio.create_task(self.engine.run(flow, trigger, run_id=run_id), name=f"run-{run_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return run_id, task
+
+    def load_examples(self, folder: Path, actor: str = "system") -> int:
+        """Store every flow in `folder` that is not stored yet; returns how many were added."""
+        added = 0
+        for path in sorted(folder.glob("*.json")):
+            definition = orjson.loads(path.read_bytes())
+            if self.engine.flows.get(definition["id"]) is not None:
+                continue
+            try:
+                self.engine.compile(definition, check_connections=False)
+            except FlowInvalid as exc:
+                log.error("example flow %s is invalid: %s", path.name, exc)
+                continue
+            self.engine.flows.save(definition, actor, f"loaded from {path.name}")
+            added += 1
+        return added
+
+    async def close(self) -> None:
+        """Let in-flight runs finish (bounded), then flush history."""
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=30)
+        self.engine.close()

@@ -1,0 +1,332 @@
+"""The `flowlink` command line."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _read_input(value: str | None) -> Any:
+    """`--input` as inline JSON or `@file`."""
+    if value is None:
+        return None
+    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--input is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+
+
+# ---------------------------------------------------------------------------- validate
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate flow files; print every issue with its JSON pointer."""
+    from engine.validation import load_flow_text
+
+    failed = False
+    report = []
+    for name in args.files:
+        path = Path(name)
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            failed = True
+            report.append({"file": name, "ok": False, "issues": [{"pointer": "", "message": f"cannot read file: {exc.strerror}", "stage": "read"}]})
+            continue
+        result = load_flow_text(text)
+        failed |= not result.ok
+        report.append({"file": name, "ok": result.ok, "issues": [i.to_dict() for i in result.issues]})
+    if args.json:
+        _print_json(report)
+    else:
+        for entry in report:
+            if entry["ok"]:
+                print(f"{entry['file']}: ok")
+            for issue in entry["issues"]:
+                print(f"{entry['file']}:{issue['pointer'] or '/'}: {issue['message']}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------------- run
+
+
+class _Progress:
+    """Prints each step as it finishes, so long runs show where they are."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def run_started(self, run: Any) -> None:
+        print(f"run {run.id} of '{run.flow_id}' started ({run.lane} lane)", file=self.stream, flush=True)
+
+    def step_finished(self, step: Any) -> None:
+        mark = {"succeeded": "ok  ", "failed": "FAIL", "skipped": "skip"}.get(step.status, step.status)
+        extra = ""
+        if len(step.attempts) > 1:
+            extra = f", {len(step.attempts)} attempts"
+        if step.error:
+            extra += f" - {step.error.get('type')}: {step.error.get('message')}"
+        ms = (step.ended_at - step.started_at) * 1000
+        print(f"  [{mark}] {step.path} ({ms:.0f} ms{extra})", file=self.stream, flush=True)
+
+    def run_finished(self, run: Any) -> None:
+        print(f"run {run.id} {run.status}", file=self.stream, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Validate and run a flow file; print the run record as JSON."""
+    from engine.runtime import FlowEngine, FlowInvalid
+    from engine.validation import parse_json
+
+    text = Path(args.file).read_bytes()
+    doc, issues = parse_json(text)
+    if issues:
+        for issue in issues:
+            print(f"{args.file}:{issue}", file=sys.stderr)
+        return EXIT_USAGE
+    trigger = _read_input(args.input)
+    engine = FlowEngine()
+    try:
+        try:
+            flow = engine.compile(doc)
+        except FlowInvalid as exc:
+            for issue in exc.issues:
+                print(f"{args.file}:{issue}", file=sys.stderr)
+            return EXIT_USAGE
+        observer = None if args.quiet else _Progress(sys.stderr)
+        run = asyncio.run(_run(engine, flow, trigger, args.lane, observer))
+        engine.flush()
+        stored = engine.runs.get(run.id) or run
+        _print_json(stored.to_dict())
+        return EXIT_OK if run.status == "succeeded" else EXIT_FAILED
+    finally:
+        engine.close()
+
+
+async def _run(engine: Any, flow: Any, trigger: Any, lane: str | None, observer: Any) -> Any:
+    from connectors.sdk.http import close_shared_client
+
+    try:
+        return await engine.run(flow, trigger, lane=lane, observer=observer, log=lambda m: print(f"  log: {m}", file=sys.stderr))
+    finally:
+        await close_shared_client()
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    """List runs newest first."""
+    from engine.store.db import make_engine, migrate
+    from engine.store.runs import RunStore
+
+    db = make_engine()
+    migrate(db)
+    runs = RunStore(db).list(flow_id=args.flow, status=args.status, limit=args.limit)
+    if args.json:
+        _print_json([r.to_dict(with_steps=False) for r in runs])
+        return EXIT_OK
+    if not runs:
+        print("no runs")
+        return EXIT_OK
+    print(f"{'RUN ID':36}  {'FLOW':24}  {'STATUS':9}  {'LANE':7}  {'STARTED':19}  {'MS':>8}  ERROR")
+    for r in runs:
+        ms = "-" if r.ended_at is None else f"{(r.ended_at - r.started_at) * 1000:.0f}"
+        err = f"{r.error.get('type')}: {r.error.get('message')}" if r.error else ""
+        print(f"{r.id:36}  {r.flow_id[:24]:24}  {r.status:9}  {r.lane:7}  {_when(r.started_at):19}  {ms:>8}  {err[:80]}")
+    return EXIT_OK
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    """Show one run with every step, attempt and error."""
+    from engine.store.db import make_engine, migrate
+    from engine.store.runs import RunStore
+
+    db = make_engine()
+    migrate(db)
+    run = RunStore(db).get(args.run_id)
+    if run is None:
+        print(f"no run with id {args.run_id}", file=sys.stderr)
+        return EXIT_FAILED
+    data = run.to_dict()
+    if args.json:
+        _print_json(data)
+        return EXIT_OK
+    version = f"v{data['flow_version']}" if data["flow_version"] else "(from a file)"
+    print(f"run {data['id']}\n  flow: {data['flow_id']} {version}  lane: {data['lane']}  status: {data['status']}")
+    print(f"  started: {_when(data['started_at'])}  duration: {data['duration_ms']} ms")
+    if data["prefect_flow_run_id"]:
+        print(f"  prefect flow run: {data['prefect_flow_run_id']}")
+    if data["error"]:
+        print(f"  error: {data['error'].get('type')} at {data['error'].get('step')}: {data['error'].get('message')}")
+    print(f"  output: {json.dumps(data['output'], ensure_ascii=False)[:500]}")
+    print("  steps:")
+    for step in data["steps"]:
+        print(f"    {step['seq']:>3}. {step['path']} [{step['type']}] {step['status']} ({step['duration_ms']} ms)")
+        if step["input"] is not None:
+            print(f"         input:  {json.dumps(step['input'], ensure_ascii=False)[:300]}")
+        if step["output"] is not None:
+            print(f"         output: {json.dumps(step['output'], ensure_ascii=False)[:300]}")
+        if step["error"] and not any("error" in a for a in step["attempts"]):
+            print(f"         error: {step['error'].get('type')}: {step['error'].get('message')}")
+        for attempt in step["attempts"]:
+            if "error" in attempt:
+                retry = f", retry in {attempt['retry_in']:.2f}s" if "retry_in" in attempt else ""
+                print(f"         attempt {attempt['attempt']}: {attempt['error']['type']}: {attempt['error']['message']}{retry}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- connections
+
+
+def _connection_store():
+    from engine.credentials import ConnectionStore
+    from engine.store.db import make_engine, migrate
+
+    db = make_engine()
+    migrate(db)
+    return ConnectionStore(db)
+
+
+def cmd_connections_set(args: argparse.Namespace) -> int:
+    """Create or replace a connection from KEY=VALUE fields (VALUE '-' reads stdin)."""
+    fields: dict[str, Any] = {}
+    for item in args.field:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"--field {item!r} is not KEY=VALUE", file=sys.stderr)
+            return EXIT_USAGE
+        fields[key] = sys.stdin.readline().rstrip("\n") if value == "-" else value
+    _connection_store().put(args.name, args.connector, fields, actor=os.environ.get("USER", "cli"))
+    print(f"connection '{args.name}' saved ({len(fields)} fields encrypted)")
+    return EXIT_OK
+
+
+def cmd_connections_list(args: argparse.Namespace) -> int:
+    """List connections (names and field names only)."""
+    rows = _connection_store().list()
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['name']:24} {row['connector']:16} fields: {', '.join(row['public']['fields'])}")
+    return EXIT_OK
+
+
+def cmd_connections_delete(args: argparse.Namespace) -> int:
+    """Delete a connection."""
+    if _connection_store().delete(args.name, actor=os.environ.get("USER", "cli")):
+        print(f"connection '{args.name}' deleted")
+        return EXIT_OK
+    print(f"no connection '{args.name}'", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_connections_rotate(args: argparse.Namespace) -> int:
+    """Re-encrypt every connection with the first key of FLOWLINK_SECRET_KEY."""
+    count = _connection_store().rotate(actor=os.environ.get("USER", "cli"))
+    print(f"re-encrypted {count} connection(s) with the primary key")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the HTTP service (API) with uvicorn."""
+    import uvicorn
+
+    from api.main import create_app
+
+    app = create_app(load_examples=args.load_examples)
+    print(f"Flowlink serving on http://{args.host}:{args.port} (API docs at /api/docs)", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="flowlink", description="Flowlink workflow automation")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="validate flow definition files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the issues as JSON")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run a flow file once and print the run record")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--input", help="trigger payload: inline JSON or @file.json")
+    p.add_argument("--lane", choices=["event", "tracked"], help="override the flow's execution lane")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="run history").add_subparsers(dest="runs_command", required=True)
+    p = runs.add_parser("list", help="list runs, newest first")
+    p.add_argument("--flow", help="only this flow id")
+    p.add_argument("--status", choices=["running", "succeeded", "failed", "cancelled"])
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs_list)
+    p = runs.add_parser("show", help="show a run with its steps, attempts and errors")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs_show)
+
+    p = sub.add_parser("serve", help="start the HTTP service")
+    p.add_argument("--host", default=os.environ.get("FLOWLINK_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("FLOWLINK_PORT", "8400")))
+    p.add_argument("--load-examples", action="store_true", help="store the flows of flows/ that are not stored yet")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_serve)
+
+    conns = sub.add_parser("connections", help="stored credentials (encrypted at rest)").add_subparsers(dest="conn_command", required=True)
+    p = conns.add_parser("set", help="create or replace a connection")
+    p.add_argument("name")
+    p.add_argument("--connector", required=True)
+    p.add_argument("--field", action="append", default=[], metavar="KEY=VALUE", help="a field; VALUE '-' reads a line from stdin")
+    p.set_defaults(func=cmd_connections_set)
+    p = conns.add_parser("list", help="list connections without secrets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connections_list)
+    p = conns.add_parser("delete", help="delete a connection")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_connections_delete)
+    p = conns.add_parser("rotate-keys", help="re-encrypt all connections with the primary key")
+    p.set_defaults(func=cmd_connections_rotate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `flowlink` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except FileNotFoundError as exc:
+        print(f"flowlink: {exc.filename}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
