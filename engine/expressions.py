@@ -188,6 +188,9 @@ class FlowlinkFunctions(jp_functions.Functions):
 
 _OPTIONS = jmespath.Options(custom_functions=FlowlinkFunctions())
 
+#: Every function an expression may call (JMESPath's own and ours) with its signature.
+FUNCTION_TABLE: dict[str, Any] = _OPTIONS.custom_functions.FUNCTION_TABLE
+
 #: The names of the custom functions, for editors' autocompletion and the docs.
 CUSTOM_FUNCTIONS = sorted(n[len("_func_"):] for n in dir(FlowlinkFunctions) if n.startswith("_func_"))
 
@@ -199,19 +202,57 @@ class ExpressionSyntaxError(ValueError):
     """A JMESPath expression that does not parse."""
 
 
-@dataclass(frozen=True)
 class Expression:
-    """A compiled JMESPath expression."""
+    """A compiled JMESPath expression.
 
-    text: str
-    parsed: Any
+    A plain field path (``steps.lookup.output.owner``, the most common expression by far)
+    is evaluated by direct dictionary look-ups with JMESPath's semantics (a field of
+    anything but an object is null), several times faster than the generic tree walk.
+    """
 
-    def search(self, context: dict[str, Any]) -> Any:
+    __slots__ = ("text", "parsed", "search")
+
+    def __init__(self, text: str, parsed: Any) -> None:
+        self.text = text
+        self.parsed = parsed
+        keys = _field_path(parsed.parsed)
+        self.search = _path_getter(keys) if keys is not None else self._search
+
+    def _search(self, context: dict[str, Any]) -> Any:
         """Evaluate against the run context; a runtime failure becomes ExpressionError."""
         try:
             return self.parsed.search(context, options=_OPTIONS)
         except (jmespath.exceptions.JMESPathError, ValueError, TypeError, KeyError, IndexError) as exc:
             raise ExpressionError(f"expression `{self.text}` failed: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"Expression({self.text!r})"
+
+
+def _field_path(node: dict[str, Any]) -> tuple[str, ...] | None:
+    """The keys of an AST that is only `a.b.c` field access, else None."""
+    if node.get("type") == "field":
+        return (node["value"],)
+    if node.get("type") == "subexpression":
+        keys: list[str] = []
+        for child in node["children"]:
+            sub = _field_path(child)
+            if sub is None:
+                return None
+            keys.extend(sub)
+        return tuple(keys)
+    return None
+
+
+def _path_getter(keys: tuple[str, ...]) -> Callable[[Any], Any]:
+    def get(value: Any) -> Any:
+        for key in keys:
+            if type(value) is not dict:
+                return None
+            value = value.get(key)
+        return value
+
+    return get
 
 
 def compile_expression(text: str) -> Expression:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from inspect import isawaitable
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
 from connectors.sdk.action import ActionContext
-from connectors.sdk.http import shared_client
 from engine.errors import (
+    ConnectorError,
     InvalidInput,
     PayloadTooLarge,
     StepError,
@@ -74,6 +75,14 @@ def _size_check(data: bytes, limit: int, what: str, setting: str) -> None:
         raise PayloadTooLarge(
             f"{what} is {len(data):,} bytes, over the limit of {limit:,} (execution.{setting}); nothing was truncated"
         )
+
+
+def _dump(value: Any, what: str, error: type[StepError]) -> bytes:
+    """`dumps`, failing the step (not the interpreter) when the value has no JSON form."""
+    try:
+        return dumps(value)
+    except TypeError as exc:  # orjson: integers over 64 bits, non-string keys, ...
+        raise error(f"{what} cannot be stored as JSON: {exc}") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -159,6 +168,10 @@ class Interpreter:
         except TimeoutError:
             run.status = "failed"
             run.error = StepTimeout(f"the run took longer than execution.timeout={flow.execution.timeout}s").to_dict()
+        except Exception as exc:  # anything untyped (keyring, a bug): record the failure, never leave the run "running"
+            run.status = "failed"
+            run.output_json = None
+            run.error = {**error_from_exception(exc).to_dict(), "step": None}
         except asyncio.CancelledError:
             run.status = "cancelled"
             run.error = {"type": "Cancelled", "message": "the run was cancelled"}
@@ -245,7 +258,7 @@ class Interpreter:
             value, input_json = self._render_input(state, step, scope)
             output = await self._attempts(state, step, scope, path, value, attempts)
             output = _jsonable(output)
-            output_json = dumps(output)
+            output_json = _dump(output, f"the output of step '{step.id}'", ConnectorError)
             _size_check(output_json, state.flow.execution.max_output_bytes, f"the output of step '{step.id}'", "max_output_bytes")
         except StepError as err:
             self._record(state, step, path, "failed", started, input_json, None, err.to_dict(), attempts)
@@ -274,17 +287,20 @@ class Interpreter:
             value = {"seconds": self._wait_seconds(step, scope)}
         else:
             return None, None
-        input_json = dumps(value)
+        input_json = _dump(value, f"the input of step '{step.id}'", InvalidInput)
         _size_check(input_json, state.flow.execution.max_step_input_bytes, f"the input of step '{step.id}'", "max_step_input_bytes")
         return value, input_json
 
     async def _attempts(
         self, state: _RunState, step: Step, scope: dict[str, Any], path: str, value: Any, attempts: list[dict[str, Any]]
     ) -> Any:
-        policies = step.retry
-        if policies is None and step.action is not None and step.action.default_retry:
-            policies = compile_policies(step.action.default_retry)
-        retry = RetryState(policies) if policies else None
+        policies = step.policies
+        if policies is None:
+            policies = step.retry
+            if policies is None and step.action is not None and step.action.default_retry:
+                policies = compile_policies(step.action.default_retry)
+            step.policies = policies = policies or ()
+        retry: RetryState | None = None
         connection = None
         if step.type == "action" and step.connection:
             connection = await self.connections.resolve(step.connection)
@@ -293,19 +309,22 @@ class Interpreter:
             number += 1
             began = time.time()
             try:
-                call = self._body(state, step, scope, path, value, connection, number)
-                if step.timeout is not None:
-                    try:
-                        async with asyncio.timeout(step.timeout):
-                            result = await call
-                    except TimeoutError:
-                        raise StepTimeout(f"step '{step.id}' timed out after {step.timeout:g}s") from None
-                else:
-                    result = await call
+                result = self._body(state, step, scope, path, value, connection, number)
+                if isawaitable(result):
+                    if step.timeout is not None:
+                        try:
+                            async with asyncio.timeout(step.timeout):
+                                result = await result
+                        except TimeoutError:
+                            raise StepTimeout(f"step '{step.id}' timed out after {step.timeout:g}s") from None
+                    else:
+                        result = await result
             except Exception as exc:  # every failure becomes a typed StepError
                 err = error_from_exception(exc, step.action.connector.name if step.action and step.action.connector else None)
                 ended = time.time()
                 attempts.append({"attempt": number, "started_at": began, "duration_ms": round((ended - began) * 1000, 3), "error": err.to_dict()})
+                if retry is None and policies:
+                    retry = RetryState(policies)
                 delay = retry.next_delay(err) if retry is not None else None
                 if delay is None:
                     raise err from None
@@ -324,40 +343,33 @@ class Interpreter:
         value: Any,
         connection: dict[str, Any] | None,
         number: int,
-    ) -> Awaitable[Any]:
+    ) -> Any:
+        """One attempt: a value (sync work done inline) or an awaitable."""
         kind = step.type
         if kind == "action":
-            return self._call_leaf(path, number, lambda: self._call_action(state, step, path, value, connection))
+            if self.invoke is None:
+                return self._call_action(state, step, path, value, connection)
+            return self.invoke(path, number, lambda: _awaited(self._call_action(state, step, path, value, connection)))
         if kind == "set":
-            return self._call_leaf(path, number, lambda: _immediate(step.value(scope)))
+            if self.invoke is None:
+                return step.value(scope)
+            return self.invoke(path, number, lambda: _immediate(step.value(scope)))
         if kind == "wait":
-            return self._call_leaf(path, number, lambda: asyncio.sleep(value["seconds"], {"waited": value["seconds"]}))
+            sleep = lambda: asyncio.sleep(value["seconds"], {"waited": value["seconds"]})  # noqa: E731
+            return sleep() if self.invoke is None else self.invoke(path, number, sleep)
         if kind == "map":
             return self._run_map(state, step, scope, path, value)
         if kind == "parallel":
             return self._run_parallel(state, step, scope, path)
         raise AssertionError(f"unexpected step type {kind}")
 
-    def _call_leaf(self, path: str, number: int, call: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
-        if self.invoke is None:
-            return call()
-        return self.invoke(path, number, call)
-
-    async def _call_action(
+    def _call_action(
         self, state: _RunState, step: Step, path: str, value: Any, connection: dict[str, Any] | None
     ) -> Any:
+        """Validate the input and call the action: its result, or its coroutine if it is async."""
         action = step.action
         parsed = action.parse_input(value)
-        ctx = ActionContext(
-            run_id=state.run.id,
-            step_id=path,
-            flow_id=state.flow.id,
-            connection=connection,
-            http=shared_client(),
-            log=self.log,
-        )
-        if action.is_async:
-            return await action.run(ctx, parsed)
+        ctx = ActionContext(run_id=state.run.id, step_id=path, flow_id=state.flow.id, connection=connection, log=self.log)
         return action.run(ctx, parsed)
 
     def _wait_seconds(self, step: Step, scope: dict[str, Any]) -> float:
@@ -444,6 +456,11 @@ class Interpreter:
 
 async def _immediate(value: Any) -> Any:
     return value
+
+
+async def _awaited(result: Any) -> Any:
+    """Await `result` if it is awaitable (an async action), else return it."""
+    return await result if isawaitable(result) else result
 
 
 def _item_error(step: Step, index: int, err: StepError, failed: int) -> StepError:

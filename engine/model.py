@@ -66,6 +66,8 @@ class Step:
     timeout: float | None = None
     retry: tuple[RetryPolicy, ...] | None = None
     catch: tuple[Catcher, ...] = ()
+    #: `retry`, or the action's default retry when the step sets none (filled on first run)
+    policies: tuple[RetryPolicy, ...] | None = None
     # action
     action_ref: str | None = None
     action: Any = None

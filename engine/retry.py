@@ -3,13 +3,12 @@
 Delays follow AWS Step Functions' Retry: ``interval * backoff_rate ** (n - 1)`` for the
 n-th retry of the matching policy, capped by ``max_delay``. Jitter reuses Prefect's own
 helper (`clamped_poisson_interval`, what Prefect's `retry_jitter_factor` uses), and a
-platform's ``Retry-After`` is honoured as a floor.
+platform's ``Retry-After`` is honoured as a floor (when it asks for more than the
+policy's ``max_delay``, the error is not retried rather than waited out).
 """
 from __future__ import annotations
 
 from typing import Iterable
-
-from prefect.utilities.math import clamped_poisson_interval
 
 from engine.errors import ErrorMatcher, StepError
 from engine.model import RetryPolicy
@@ -36,6 +35,9 @@ def policy_delay(policy: RetryPolicy, retry_number: int) -> float:
     if policy.max_delay is not None:
         delay = min(delay, policy.max_delay)
     if policy.jitter and delay > 0:
+        # imported here: importing prefect costs ~0.7 s, which flows without jitter need not pay
+        from prefect.utilities.math import clamped_poisson_interval
+
         delay = float(clamped_poisson_interval(delay, clamping_factor=policy.jitter))
         if policy.max_delay is not None:
             delay = min(delay, policy.max_delay)
@@ -64,6 +66,8 @@ class RetryState:
                 self.used[index] += 1
                 delay = policy_delay(policy, self.used[index])
                 if error.retry_after is not None:
+                    if policy.max_delay is not None and error.retry_after > policy.max_delay:
+                        return None  # the platform wants a longer pause than the policy allows
                     delay = max(delay, error.retry_after)
                 return delay
         return None

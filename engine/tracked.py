@@ -9,6 +9,7 @@ the same as in the event lane; Prefect records each attempt as a task run named
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -22,6 +23,9 @@ from engine.model import Flow
 from engine.records import Recorder, RunRecord
 
 PREFECT_FLOW_NAME = "flowlink-run"
+
+# Self-hosted installs often have no internet: Prefect's telemetry would only log DNS errors.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @dataclass

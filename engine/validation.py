@@ -9,8 +9,10 @@
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,11 +23,13 @@ from croniter import croniter
 from connectors.sdk import ConnectorRegistry, UnknownAction, default_registry
 from engine.errors import ErrorMatcher
 from engine.expressions import (
+    FUNCTION_TABLE,
     EXPR_KEY,
     ExpressionSyntaxError,
     compile_expression,
     compile_value,
     is_dynamic,
+    is_expr,
     is_literal,
     iter_expressions,
 )
@@ -82,20 +86,95 @@ def pointer_of(path: Iterable[Any]) -> str:
 
 
 def _schema_issues(doc: Any) -> list[Issue]:
+    try:
+        errors = sorted(_flow_validator().iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    except RecursionError:
+        return [Issue("", "the definition is nested too deeply to validate", "schema")]
     issues = []
     seen = set()
-    for error in sorted(_flow_validator().iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
-        # if/then wrappers repeat the error of their `then`; report each place once per message
-        pointer = pointer_of(error.absolute_path)
-        message = _schema_message(error)
-        if (pointer, message) in seen:
-            continue
-        seen.add((pointer, message))
-        issues.append(Issue(pointer, message, "schema"))
+    for error in errors:
+        for pointer, message in _schema_problems(error):
+            # if/then wrappers repeat the error of their `then`; report each place once per message
+            if (pointer, message) in seen:
+                continue
+            seen.add((pointer, message))
+            issues.append(Issue(pointer, message, "schema"))
     return issues
 
 
+def _schema_problems(error: jsonschema.ValidationError, base: str = "") -> list[tuple[str, str]]:
+    """(pointer, message) pairs for one jsonschema error, `base` prefixed to each pointer.
+
+    Unknown properties point at the property itself; a failed `oneOf` whose value has the
+    type of exactly one alternative reports that alternative's own errors (so a retry
+    policy with `max_attempts: 0` points at `max_attempts`).
+    """
+    pointer = base + pointer_of(error.absolute_path)
+    if error.validator == "additionalProperties" and error.validator_value is False and isinstance(error.instance, dict):
+        extras = _unknown_keys(error.instance, error.schema)
+        if extras:
+            return [(f"{pointer}/{_escape_key(key)}", f"unknown property '{key}'") for key in extras]
+    if error.validator == "oneOf" and error.context:
+        branches: dict[Any, list[jsonschema.ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        fitting = [
+            subs for subs in branches.values()
+            if not any(sub.validator == "type" and not sub.relative_path for sub in subs)
+        ]
+        if len(fitting) == 1:
+            out = []
+            for sub in fitting[0]:
+                out += _schema_problems(sub, base)
+            return out
+    return [(pointer, _schema_message(error))]
+
+
+def _unknown_keys(instance: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    known = schema.get("properties") or {}
+    patterns = list((schema.get("patternProperties") or {}).keys())
+    return [key for key in instance if key not in known and not any(re.search(p, key) for p in patterns)]
+
+
+def _escape_key(key: Any) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def _json_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+#: Friendlier words for the schema's patterns: pattern -> (what the value is, the rule).
+_PATTERN_RULES = {
+    "^[A-Za-z_][A-Za-z0-9_]{0,63}$": ("step id", "start with a letter or '_', then letters, digits or '_' (64 characters at most)"),
+    "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$": ("flow id", "start with a letter or digit, then letters, digits, '_', '.' or '-' (100 characters at most)"),
+    "^[A-Za-z][A-Za-z0-9_.]*$": ("error name", "start with a letter, then letters, digits, '_' or '.'"),
+    "^[a-z][a-z0-9_]*(@[^.]+)?\\.[a-z][a-z0-9_]*$": ("action", "use <connector>.<action> or <connector>@<version range>.<action>, in lower case"),
+    "^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$": ("path", "start with a letter or digit, then letters, digits, '_', '.', '/' or '-'"),
+    "^[A-Za-z_][A-Za-z0-9_]*$": ("context key", "start with a letter or '_', then letters, digits or '_'"),
+}
+
+
 def _schema_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "pattern" and error.validator_value in _PATTERN_RULES:
+        what, rule = _PATTERN_RULES[error.validator_value]
+        return f"'{error.instance}' is not a valid {what}: {rule}"
+    if error.validator == "pattern" and list(error.absolute_path) == ["trigger", "type"]:
+        return f"unknown trigger type '{error.instance}' (expected manual, webhook, schedule, poll or <connector>.<trigger>)"
+    if error.validator == "pattern" and list(error.absolute_path) == ["trigger", "source"]:
+        return f"'{error.instance}' is not a valid poll source: use <connector>.<trigger>, in lower case"
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return f"missing required property '{missing}'"
@@ -103,8 +182,14 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return error.message.replace("Additional properties are not allowed", "unknown property")
     if error.validator == "not" and error.validator_value == {"required": ["next", "end"]}:
         return "a step takes either 'next' or 'end', not both"
-    if error.validator == "oneOf" and isinstance(error.instance, dict):
-        return "not a valid retry policy (expected an object with errors, max_attempts, interval, backoff_rate, max_delay, jitter)"
+    if error.validator == "const":
+        return f"must be {json.dumps(error.validator_value)}" + (" (leave it out otherwise)" if error.validator_value is True else "")
+    if error.validator == "oneOf":
+        if {"$ref": "#/$defs/retryPolicy"} in error.validator_value:
+            return f"expected a retry policy object or the name of one in retry_policies, got {_json_name(error.instance)}"
+        kinds = [alt.get("type") for alt in error.validator_value if isinstance(alt, dict) and isinstance(alt.get("type"), str)]
+        if kinds:
+            return f"expected {' or '.join(kinds)}, got {_json_name(error.instance)}"
     return error.message
 
 
@@ -116,6 +201,8 @@ def parse_json(text: str | bytes) -> tuple[Any, list[Issue]]:
         return None, [Issue("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", "parse")]
     except UnicodeDecodeError as exc:
         return None, [Issue("", f"invalid JSON: not UTF-8 ({exc.reason})", "parse")]
+    except RecursionError:
+        return None, [Issue("", "invalid JSON: nested too deeply", "parse")]
 
 
 def load_flow_text(
@@ -144,7 +231,10 @@ def load_flow(
     if issues:
         return LoadResult(None, issues)
     builder = _Builder(doc, registry or default_registry(), connections)
-    flow = builder.build()
+    try:
+        flow = builder.build()
+    except RecursionError:
+        return LoadResult(None, builder.issues + [Issue("", "the definition is nested too deeply")])
     return LoadResult(flow if not builder.issues else None, builder.issues)
 
 
@@ -159,6 +249,8 @@ class _Builder:
         self.all_steps: dict[str, Step] = {}
         self.owner: dict[str, str] = {}  # step id -> pointer of the graph that holds it
         self.policies: dict[str, RetryPolicy] = {}
+        self.ambiguous: set[str] = set()  # pointers of graphs with a duplicate step id
+        self.uncompiled_edges: dict[str, list[str]] = {}  # step pointer -> targets of choices that failed to compile
 
     def error(self, pointer: str, message: str) -> None:
         self.issues.append(Issue(pointer, message))
@@ -190,7 +282,7 @@ class _Builder:
             name=doc["name"],
             version=doc.get("version"),
             trigger=doc["trigger"],
-            vars=doc.get("vars") or {},
+            vars=compile_value(doc.get("vars") or {})({}),
             graph=graph,
             output=output,
             execution=execution,
@@ -217,7 +309,7 @@ class _Builder:
             self._check_connector_trigger(kind, "/trigger/type")
         auth = trigger.get("auth") or {}
         if auth.get("type") in ("token", "hmac") and not auth.get("connection"):
-            self.error("/trigger/auth/connection", f"{auth['type']} auth needs the connection that holds its secret")
+            self.error("/trigger/auth", f"{auth['type']} auth needs 'connection': the connection that holds its secret")
 
     def _check_connector_trigger(self, ref: str, pointer: str) -> None:
         name, _, trigger = ref.partition(".")
@@ -254,6 +346,8 @@ class _Builder:
             if step.id not in compiled:
                 compiled[step.id] = step
                 self.all_steps.setdefault(step.id, step)
+            else:
+                self.ambiguous.add(pointer)
         if start is not None and start not in compiled:
             self.error(f"{base}/start", self._unknown_step(start, pointer))
         return Graph(start=start or steps[0]["id"], steps=compiled, pointer=pointer)
@@ -301,7 +395,10 @@ class _Builder:
         except UnknownAction as exc:
             self.error(f"{pointer}/action", str(exc))
             return
-        self._check_args(step.action, args, f"{pointer}/args")
+        if "args" in raw:
+            self._check_args(step.action, args, f"{pointer}/args")
+        else:  # point at the step (there is no args to point at)
+            self._check_args(step.action, args, pointer, "; the step has no 'args'")
         if step.connection and self.connections is not None:
             kind = self.connections.get(step.connection)
             connector_name = step.action.connector.name if step.action.connector else "?"
@@ -313,7 +410,7 @@ class _Builder:
                     f"connection '{step.connection}' is for connector '{kind}', but this step's action uses '{connector_name}'",
                 )
 
-    def _check_args(self, action: Any, args: Any, pointer: str) -> None:
+    def _check_args(self, action: Any, args: Any, pointer: str, note: str = "") -> None:
         schema = action.input_schema()
         validator = _args_validator(action.ref, json.dumps(schema, sort_keys=True))
         static, dynamic_paths = _static_view(args)
@@ -321,8 +418,8 @@ class _Builder:
             path = tuple(error.absolute_path)
             if any(path[: len(d)] == d for d in dynamic_paths):
                 continue  # the value comes from an expression: checked when the step runs
-            where = pointer + pointer_of(path)
-            self.issues.append(Issue(where, f"{_schema_message(error)} (input of {action.ref})"))
+            for where, message in _schema_problems(error, pointer):
+                self.issues.append(Issue(where, f"{message} (input of {action.ref}{note})"))
 
     def _step_choice(self, step: Step, raw: dict[str, Any], pointer: str, graph_pointer: str) -> None:
         choices = []
@@ -332,6 +429,8 @@ class _Builder:
             expr = self._expression(choice["when"], f"{here}/when")
             if expr is not None:
                 choices.append((expr, choice["next"]))
+            else:  # still an edge for the graph checks: a bad `when` must not make its target "unreachable"
+                self.uncompiled_edges.setdefault(pointer, []).append(choice["next"])
         step.choices = tuple(choices)
         step.default = raw.get("default")
         self._ref(step.default, f"{pointer}/default", graph_pointer)
@@ -363,10 +462,11 @@ class _Builder:
 
     def _step_wait(self, step: Step, raw: dict[str, Any], pointer: str, graph_pointer: str) -> None:
         if ("seconds" in raw) == ("until" in raw):
-            self.error(pointer, "a wait step takes exactly one of 'seconds' and 'until'")
+            got = "both" if "seconds" in raw else "neither"
+            self.error(pointer, f"a wait step takes exactly one of 'seconds' and 'until' (got {got})")
         if "seconds" in raw:
             seconds = raw["seconds"]
-            if isinstance(seconds, dict) and EXPR_KEY not in seconds:
+            if isinstance(seconds, dict) and not is_expr(seconds):
                 self.error(f"{pointer}/seconds", "seconds must be a number or {\"$expr\": ...}")
             step.seconds = self._value(seconds, f"{pointer}/seconds")
         if "until" in raw:
@@ -408,6 +508,7 @@ class _Builder:
             self.error(pointer, str(exc))
             return None
         self._check_step_refs(expr.parsed.parsed, pointer)
+        self._check_functions(expr.parsed.parsed, pointer)
         return expr
 
     def _value(self, value: Any, pointer: str):
@@ -431,6 +532,31 @@ class _Builder:
             if first == "steps" and second not in self.owner:
                 self.error(pointer, f"expression refers to unknown step 'steps.{second}'")
 
+    def _check_functions(self, node: Any, pointer: str) -> None:
+        """Unknown function names and wrong argument counts, caught before the flow runs."""
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if not isinstance(current, dict):
+                continue
+            stack.extend(current.get("children", ()))
+            if current.get("type") != "function_expression":
+                continue
+            name, given = current["value"], len(current.get("children", ()))
+            entry = FUNCTION_TABLE.get(name)
+            if entry is None:
+                close = difflib.get_close_matches(name, FUNCTION_TABLE, n=1)
+                hint = f" (did you mean {close[0]}()?)" if close else ""
+                self.error(pointer, f"unknown function {name}(){hint}")
+                continue
+            signature = entry["signature"]
+            required = sum(1 for arg in signature if not arg.get("optional") and not arg.get("variadic"))
+            variadic = any(arg.get("variadic") for arg in signature)
+            if given < required or (not variadic and given > len(signature)):
+                expected = f"at least {required}" if variadic else (
+                    str(required) if required == len(signature) else f"{required} to {len(signature)}")
+                self.error(pointer, f"{name}() takes {expected} argument(s), got {given}")
+
     # ------------------------------------------------------------------ graph checks
 
     def _check_graph(self, graph: Graph) -> None:
@@ -440,11 +566,14 @@ class _Builder:
             targets += [n for _, n in step.choices]
             targets += [step.default] if step.default else []
             targets += [c.next for c in step.catch]
+            targets += self.uncompiled_edges.get(step.pointer, [])
             edges[sid] = [t for t in targets if t in graph.steps]
             if step.graph is not None:
                 self._check_graph(step.graph)
             for branch in step.branches:
                 self._check_graph(branch.graph)
+        if graph.pointer in self.ambiguous:
+            return  # edges to a duplicated id are ambiguous: the duplicate is reported, not its echoes
         reached = set()
         todo = [graph.start] if graph.start in graph.steps else []
         while todo:
@@ -464,25 +593,31 @@ class _Builder:
         state: dict[str, int] = {}
         reported: set[frozenset[str]] = set()
 
-        def visit(sid: str, path: list[str]) -> None:
-            state[sid] = 1
-            path.append(sid)
-            for target in plain.get(sid, ()):
-                if state.get(target) == 1:
-                    cycle = path[path.index(target):]
-                    key = frozenset(cycle)
-                    if key not in reported:
-                        reported.add(key)
-                        loop = " → ".join(cycle + [target])
-                        self.error(graph.steps[cycle[-1]].pointer, f"cycle {loop} does not pass through a choice step, so it never ends")
-                elif state.get(target) is None:
-                    visit(target, path)
-            path.pop()
-            state[sid] = 2
+        def report(cycle: list[str], target: str) -> None:
+            key = frozenset(cycle)
+            if key not in reported:
+                reported.add(key)
+                loop = " → ".join(cycle + [target])
+                self.error(graph.steps[cycle[-1]].pointer, f"cycle {loop} does not pass through a choice step, so it never ends")
 
-        for sid in plain:
-            if state.get(sid) is None:
-                visit(sid, [])
+        # iterative depth-first search: a long linear flow must not hit the recursion limit
+        for root in plain:
+            if state.get(root) is not None:
+                continue
+            path: list[str] = [root]
+            stack = [iter(plain.get(root, ()))]
+            state[root] = 1
+            while stack:
+                target = next(stack[-1], None)
+                if target is None:
+                    stack.pop()
+                    state[path.pop()] = 2
+                elif state.get(target) == 1:
+                    report(path[path.index(target):], target)
+                elif state.get(target) is None:
+                    state[target] = 1
+                    path.append(target)
+                    stack.append(iter(plain.get(target, ())))
 
 
 def _field_pairs(node: Any):

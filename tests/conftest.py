@@ -103,9 +103,20 @@ def flow_engine(sqlite_url: str):
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    """A temporary real Prefect server for the whole session (started once: it costs ~10 s)."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `prefect server start` on PostgreSQL for the whole session; PREFECT_API_URL points at it."""
+    from engine.prefect_server import prefect_server as start_server, using_prefect_api
 
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
+    name = f"flowlink_prefect_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    host = postgres_admin_url.split("://", 1)[1].rsplit("/", 1)[0]
+    try:
+        with start_server(tmp_path_factory.mktemp("prefect-home"), f"postgresql+asyncpg://{host}/{name}") as api:
+            with using_prefect_api(api):
+                yield api
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -4,6 +4,8 @@ Endpoints (all record a hit with its arrival time):
 - ``POST|GET /echo``: answers 200 with the method, query, headers and JSON body it got;
 - ``/status/{code}``: answers that status (``?retry_after=S`` adds Retry-After);
 - ``/flaky/{key}?fail=N&code=503``: fails N times per key with `code`, then answers 200;
+- ``/limited/{key}?fail=N&retry_after=S&code=429``: like ``/flaky`` but each failure carries
+  ``Retry-After: S`` (a rate limit that clears after N refusals);
 - ``/slow?seconds=S``: answers after S seconds;
 - ``/text``, ``/bytes``: non-JSON bodies;
 - ``/auth/bearer``: 401 unless ``Authorization: Bearer good-token``.
@@ -35,6 +37,7 @@ class FakeHttp:
             Route("/echo", self.echo, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/status/{code:int}", self.status, methods=["GET", "POST"]),
             Route("/flaky/{key}", self.flaky, methods=["GET", "POST"]),
+            Route("/limited/{key}", self.limited, methods=["GET", "POST"]),
             Route("/slow", self.slow, methods=["GET", "POST"]),
             Route("/text", self.text),
             Route("/bytes", self.bytes_),
@@ -81,6 +84,18 @@ class FakeHttp:
             self.failures_left[key] -= 1
             return JSONResponse({"error": "try again"}, status_code=int(request.query_params.get("code", "503")))
         return JSONResponse({"ok": True, "attempts": len(self.hits[f"flaky/{key}"])})
+
+    async def limited(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        name = f"limited/{key}"
+        self._hit(name)
+        if name not in self.failures_left:
+            self.failures_left[name] = int(request.query_params.get("fail", "1"))
+        if self.failures_left[name] > 0:
+            self.failures_left[name] -= 1
+            headers = {"Retry-After": request.query_params.get("retry_after", "1")}
+            return JSONResponse({"error": "slow down"}, status_code=int(request.query_params.get("code", "429")), headers=headers)
+        return JSONResponse({"ok": True, "attempts": len(self.hits[name])})
 
     async def slow(self, request: Request) -> Response:
         self._hit("slow")

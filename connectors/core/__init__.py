@@ -27,31 +27,43 @@ def _item_expression(text: str, field: str) -> Expression:
 
 
 class SetInput(BaseModel):
+    model_config = {"extra": "forbid"}
+
     value: Any = Field(description="The value to output; build objects with expressions.")
 
 
 class FilterInput(BaseModel):
+    model_config = {"extra": "forbid"}
+
     items: list[Any] = Field(description="The list to filter.")
     where: str = Field(description="JMESPath evaluated on each item (the item is the root); truthy keeps it.")
 
 
 class SortInput(BaseModel):
+    model_config = {"extra": "forbid"}
+
     items: list[Any]
     by: str | None = Field(default=None, description="JMESPath giving each item's sort key (default: the item).")
     order: Literal["asc", "desc"] = "asc"
 
 
 class DedupeInput(BaseModel):
+    model_config = {"extra": "forbid"}
+
     items: list[Any]
     key: str | None = Field(default=None, description="JMESPath giving each item's identity (default: the item).")
 
 
 class LogInput(BaseModel):
+    model_config = {"extra": "forbid"}
+
     message: Any
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
 class DelayInput(BaseModel):
+    model_config = {"extra": "forbid"}
+
     seconds: float = Field(ge=0, le=86400)
 
     @field_validator("seconds")

@@ -5,6 +5,7 @@ import base64
 from typing import Any, Literal
 
 import httpx
+import orjson
 from pydantic import BaseModel, Field, model_validator
 
 from connectors.sdk import ActionContext, Connector
@@ -34,6 +35,8 @@ _ERROR_BODY_LIMIT = 2048
 
 
 class RequestInput(BaseModel):
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     url: str = Field(description="Absolute http(s) URL.", pattern=r"^https?://")
     headers: dict[str, str] = Field(default_factory=dict)
@@ -43,8 +46,6 @@ class RequestInput(BaseModel):
     body: str | None = Field(default=None, description="A raw text body (set Content-Type in headers).")
     timeout: float = Field(default=30, gt=0, le=600, description="Seconds for the whole request.")
     follow_redirects: bool = True
-
-    model_config = {"populate_by_name": True}
 
     @model_validator(mode="after")
     def _one_body(self) -> "RequestInput":
@@ -58,6 +59,13 @@ def apply_auth(connection: dict[str, Any] | None, headers: dict[str, str], query
     """Put an `http` connection's credential on the request."""
     if not connection:
         return None
+    try:
+        return _apply_auth(connection, headers, query)
+    except KeyError as exc:
+        raise InvalidInput(f"the connection has no '{exc.args[0]}' field, which {connection.get('auth')} auth needs") from None
+
+
+def _apply_auth(connection: dict[str, Any], headers: dict[str, str], query: dict[str, Any]) -> httpx.Auth | None:
     kind = connection.get("auth")
     if kind == "bearer":
         headers["Authorization"] = f"Bearer {connection['token']}"
@@ -98,10 +106,18 @@ def parse_body(response: httpx.Response) -> Any:
     return {"base64": base64.b64encode(response.content).decode(), "content_type": ctype}
 
 
+def _preview(body: Any) -> Any:
+    """The error body as recorded on every attempt: whole when small, else its first 2 KB as text."""
+    if isinstance(body, str):
+        return body[:_ERROR_BODY_LIMIT]
+    text = orjson.dumps(body).decode()
+    return body if len(text) <= _ERROR_BODY_LIMIT else text[:_ERROR_BODY_LIMIT] + "…(truncated)"
+
+
 def error_for_status(response: httpx.Response, body: Any) -> StepError:
     """The typed error for a non-2xx answer."""
     status = response.status_code
-    preview = body if not isinstance(body, str) else body[:_ERROR_BODY_LIMIT]
+    preview = _preview(body)
     message = f"HTTP {status} from {response.request.method} {response.request.url.copy_with(query=None)}"
     details = {"body": preview}
     if status == 429:
@@ -117,6 +133,22 @@ def error_for_status(response: httpx.Response, body: Any) -> StepError:
     return ConnectorError(message, status=status, details=details)
 
 
+def _request_url(raw: str, query: dict[str, Any]) -> httpx.URL:
+    """The URL with `query` merged into its own query string; a malformed URL is the input's fault."""
+    try:
+        url = httpx.URL(raw)
+        port = url.port
+    except httpx.InvalidURL as exc:
+        raise InvalidInput(f"args.url: {exc}") from None
+    if not url.host:
+        raise InvalidInput(f"args.url: '{raw}' has no host")
+    if port is not None and not 0 < port < 65536:
+        raise InvalidInput(f"args.url: port {port} is out of range")
+    # httpx >= 0.28 *replaces* the URL's query string when `params=` is given; merge instead
+    # (a key given in `query` or by an api_key connection wins over the same key in the URL).
+    return url.copy_merge_params(query) if query else url
+
+
 @connector.action(
     "request",
     input=RequestInput,
@@ -128,12 +160,12 @@ async def request(ctx: ActionContext, inp: RequestInput) -> dict[str, Any]:
     headers = dict(inp.headers)
     query = dict(inp.query)
     auth = apply_auth(ctx.connection, headers, query)
+    url = _request_url(inp.url, query)
     try:
         response = await shared_client().request(
             inp.method,
-            inp.url,
+            url,
             headers=headers,
-            params=query or None,
             json=inp.json_body,
             data=inp.form,
             content=inp.body,

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ValidationError
 from engine.errors import InvalidInput
 
 
-@dataclass
 class ActionContext:
     """What an action's function receives besides its input.
 
@@ -19,12 +18,28 @@ class ActionContext:
     flow context, never recorded); `http` is the process-wide pooled HTTP client.
     """
 
-    run_id: str
-    step_id: str
-    flow_id: str
-    connection: dict[str, Any] | None
-    http: httpx.AsyncClient
-    log: Callable[[str], None]
+    __slots__ = ("run_id", "step_id", "flow_id", "connection", "log")
+
+    def __init__(
+        self,
+        run_id: str,
+        step_id: str,
+        flow_id: str,
+        connection: dict[str, Any] | None,
+        log: Callable[[str], None],
+    ) -> None:
+        self.run_id = run_id
+        self.step_id = step_id
+        self.flow_id = flow_id
+        self.connection = connection
+        self.log = log
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled HTTP client of the running event loop (created on first use)."""
+        from connectors.sdk.http import shared_client
+
+        return shared_client()
 
 
 ActionFunction = Callable[[ActionContext, Any], Awaitable[Any] | Any]
