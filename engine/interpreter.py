@@ -311,12 +311,8 @@ class Interpreter:
             try:
                 result = self._body(state, step, scope, path, value, connection, number)
                 if isawaitable(result):
-                    if step.timeout is not None:
-                        try:
-                            async with asyncio.timeout(step.timeout):
-                                result = await result
-                        except TimeoutError:
-                            raise StepTimeout(f"step '{step.id}' timed out after {step.timeout:g}s") from None
+                    if step.timeout is not None and (self.invoke is None or step.type not in _LEAVES):
+                        result = await _bounded(result, step)
                     else:
                         result = await result
             except Exception as exc:  # every failure becomes a typed StepError
@@ -346,17 +342,19 @@ class Interpreter:
     ) -> Any:
         """One attempt: a value (sync work done inline) or an awaitable."""
         kind = step.type
+        # Under an invoker (the tracked lane) the step timeout is applied inside the invoked
+        # call, so that the orchestrator's own overhead does not eat into the step's time.
         if kind == "action":
             if self.invoke is None:
                 return self._call_action(state, step, path, value, connection)
-            return self.invoke(path, number, lambda: _awaited(self._call_action(state, step, path, value, connection)))
+            return self.invoke(path, number, lambda: _bounded(_awaited(self._call_action(state, step, path, value, connection)), step))
         if kind == "set":
             if self.invoke is None:
                 return step.value(scope)
-            return self.invoke(path, number, lambda: _immediate(step.value(scope)))
+            return self.invoke(path, number, lambda: _bounded(_immediate(step.value(scope)), step))
         if kind == "wait":
             sleep = lambda: asyncio.sleep(value["seconds"], {"waited": value["seconds"]})  # noqa: E731
-            return sleep() if self.invoke is None else self.invoke(path, number, sleep)
+            return sleep() if self.invoke is None else self.invoke(path, number, lambda: _bounded(sleep(), step))
         if kind == "map":
             return self._run_map(state, step, scope, path, value)
         if kind == "parallel":
@@ -452,6 +450,20 @@ class Interpreter:
                 attempts=attempts or [],
             )
         )
+
+
+_LEAVES = frozenset({"action", "set", "wait"})
+
+
+async def _bounded(awaitable: Awaitable[Any], step: Step) -> Any:
+    """Await under the step's timeout (if any), raising StepTimeout when it runs out."""
+    if step.timeout is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(step.timeout):
+            return await awaitable
+    except TimeoutError:
+        raise StepTimeout(f"step '{step.id}' timed out after {step.timeout:g}s") from None
 
 
 async def _immediate(value: Any) -> Any:

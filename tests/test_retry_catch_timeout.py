@@ -27,7 +27,29 @@ def compile_flow(steps: list[dict[str, Any]], **extra: Any):
     return result.flow
 
 
+_LANE = {"name": "event"}
+
+
+@pytest.fixture(autouse=True, params=["event", pytest.param("tracked", marks=pytest.mark.prefect)])
+def lane(request: pytest.FixtureRequest) -> str:
+    """Every test here runs in both lanes; the tracked one through real Prefect flow and task runs."""
+    if request.param == "tracked":
+        request.getfixturevalue("prefect_server")
+    _LANE["name"] = request.param
+    yield request.param
+    _LANE["name"] = "event"
+
+
 async def run_flow(flow, trigger: Any = None, **kwargs: Any) -> RunRecord:
+    if _LANE["name"] == "tracked":
+        import uuid
+
+        from engine.tracked import run_tracked
+
+        recorder = MemoryRecorder()
+        run = await run_tracked(flow, trigger, run_id=str(uuid.uuid4()), recorder=recorder, **kwargs)
+        assert run.prefect_flow_run_id, "a tracked run has a Prefect flow run"
+        return recorder.runs[run.id]
     return await Interpreter(MemoryRecorder()).execute(flow, trigger, **kwargs)
 
 
