@@ -100,7 +100,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         for issue in issues:
             print(f"{args.file}:{issue}", file=sys.stderr)
         return EXIT_USAGE
-    trigger = _read_input(args.input)
+    if args.sample:
+        sample = (doc.get("trigger") or {}).get("sample") if isinstance(doc, dict) else None
+        if sample is None:
+            print(f"{args.file}: the trigger has no sample data (trigger.sample)", file=sys.stderr)
+            return EXIT_USAGE
+        trigger = sample
+    else:
+        trigger = _read_input(args.input)
     engine = FlowEngine()
     try:
         try:
@@ -275,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a flow file once and print the run record")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--input", help="trigger payload: inline JSON or @file.json")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--input", help="trigger payload: inline JSON or @file.json")
+    source.add_argument("--sample", action="store_true", help="use the trigger's sample data as the payload")
     p.add_argument("--lane", choices=["event", "tracked"], help="override the flow's execution lane")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_run)

@@ -97,3 +97,13 @@ def test_tracked_lane_with_no_prefect_server_configured(tmp_path: Path) -> None:
     record = json.loads(result.stdout)
     assert record["lane"] == "tracked" and record["output"] == "hi 3"
     assert record["prefect_flow_run_id"]
+
+
+def test_run_with_the_trigger_sample(tmp_path: Path) -> None:
+    result = flowlink("run", "flows/order-digest.json", "--sample", "--quiet", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["output"]["big_total"] == 13550
+    no_sample = tmp_path / "f.json"
+    no_sample.write_text(json.dumps({"id": "x", "name": "x", "trigger": {"type": "manual"}, "steps": [{"id": "a", "type": "set", "value": 1}]}))
+    missing = flowlink("run", str(no_sample), "--sample", home=tmp_path)
+    assert missing.returncode == 2 and "no sample data" in missing.stderr

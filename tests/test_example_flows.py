@@ -60,3 +60,18 @@ async def test_customer_tiers(flow_engine: FlowEngine, crm: FakeCrm) -> None:
     assert out["published"] == {"crm": 200, "robot": 200}
     assert crm.tiers[-1][0]["id"] == "C1"
     assert crm.messages[-1] == "Tiers updated: 1 high-value customer(s) of 3"
+
+
+async def test_order_digest(flow_engine: FlowEngine) -> None:
+    definition = json.loads((FLOWS / "order-digest.json").read_text())
+    flow = flow_engine.compile(definition)
+    logged: list[str] = []
+    run = await flow_engine.run(flow, definition["trigger"]["sample"], log=logged.append)
+    assert run.status == "succeeded", run.error
+    assert run.output["orders"] == 3
+    assert [o["no"] for o in run.output["big_orders"]] == ["SO-1003", "SO-1001"]
+    assert run.output["big_total"] == 13550
+    assert logged == ["[info] #1 SO-1003 Wang Wu: ¥9000", "[info] #2 SO-1001 Li Lei: ¥4550"]
+    small = {"orders": [{"no": "S1", "customer": "A", "lines": [{"sku": "x", "qty": 1, "price": 5}]}]}
+    quiet = await flow_engine.run(flow, small, log=logged.append)
+    assert quiet.output["big_orders"] == [] and logged[-1] == "[info] no order over ¥3000 today"
