@@ -202,6 +202,22 @@ def prefect_backend(tmp: Path):
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+async def coarse_grain(event: Interpreter, five: Any, recorder: SqlRecorder, quick: bool) -> dict[int, float]:
+    """Seconds per five-step run when one Prefect flow run tracks a whole batch of event-lane runs."""
+    from prefect import flow
+
+    @flow(name="flowlink-event-batch", persist_result=False, validate_parameters=False)
+    async def batch(size: int) -> None:
+        for _ in range(size):
+            await event.execute(five, TRIGGER)
+
+    per_run_by_size = {}
+    for size in (1, 10, 100, 1000):
+        repeats = 3 if not quick else 1
+        per_run_by_size[size] = await per_run(lambda: batch(size), repeats, warmup=1, flush=recorder.flush) / size
+    return per_run_by_size
+
+
 async def main(quick: bool) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -241,6 +257,7 @@ async def main(quick: bool) -> None:
                 prefect_reps[steps], warmup=1)
             rows.append(r)
             print(f"  measured {steps} step(s)", file=sys.stderr, flush=True)
+        batches = await coarse_grain(event, load_flow(flow_definition(5)).flow, sql_recorder, quick)
 
     five = load_flow(flow_definition(5)).flow
     seq = await throughput(event, five, 1000 if not quick else 200, 1, sql_recorder.flush)
@@ -261,6 +278,11 @@ async def main(quick: bool) -> None:
         n = r["steps"]
         print(f"| {n} | {r['event'] / r['plain+insert']:.2f} | {r['event'] / r['prefect']:.4f} | {r['tracked'] / r['prefect']:.2f} | "
               f"{r['event'] / n * 1e6:.1f}, {r['plain+insert'] / n * 1e6:.1f} |")
+    print("\n## Coarse-grain tracking: one Prefect flow run per batch of five-step event-lane runs\n")
+    print("| runs per Prefect flow run | time per run, × event lane alone | runs/s |")
+    print("|---:|---:|---:|")
+    for size, t in batches.items():
+        print(f"| {size} | {t * seq:,.1f}× | {1 / t:,.0f} |")
     print(f"\nfive-step runs/s, history to SQLite: sequential {seq:,.0f}, 50 in flight {conc:,.0f} "
           f"(hand-written Prefect: {1 / next(r for r in rows if r['steps'] == 10)['prefect'] * 2:,.1f}/s extrapolated from 10 steps)")
 

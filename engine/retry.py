@@ -14,19 +14,21 @@ from engine.errors import ErrorMatcher, StepError
 from engine.model import RetryPolicy
 
 
+def policy_from_json(raw: dict) -> RetryPolicy:
+    """One policy from its JSON form, defaults filled in."""
+    return RetryPolicy(
+        matcher=ErrorMatcher.of(raw.get("errors", ["*"])),
+        max_attempts=raw.get("max_attempts", 3),
+        interval=raw.get("interval", 1.0),
+        backoff_rate=raw.get("backoff_rate", 2.0),
+        max_delay=raw.get("max_delay"),
+        jitter=raw.get("jitter", 0.0),
+    )
+
+
 def compile_policies(raw: Iterable[dict]) -> tuple[RetryPolicy, ...]:
     """Policies from their JSON form (connector defaults use it)."""
-    return tuple(
-        RetryPolicy(
-            matcher=ErrorMatcher.of(p.get("errors", ["*"])),
-            max_attempts=p.get("max_attempts", 3),
-            interval=p.get("interval", 1.0),
-            backoff_rate=p.get("backoff_rate", 2.0),
-            max_delay=p.get("max_delay"),
-            jitter=p.get("jitter", 0.0),
-        )
-        for p in raw
-    )
+    return tuple(policy_from_json(p) for p in raw)
 
 
 def policy_delay(policy: RetryPolicy, retry_number: int) -> float:

@@ -33,6 +33,7 @@ from engine.expressions import (
     is_literal,
     iter_expressions,
 )
+from engine.retry import policy_from_json
 from engine.model import (
     RESERVED_CONTEXT_KEYS,
     Branch,
@@ -483,14 +484,7 @@ class _Builder:
     # ------------------------------------------------------------------ pieces
 
     def _policy(self, raw: dict[str, Any]) -> RetryPolicy:
-        return RetryPolicy(
-            matcher=ErrorMatcher.of(raw.get("errors", ["*"])),
-            max_attempts=raw.get("max_attempts", 3),
-            interval=raw.get("interval", 1.0),
-            backoff_rate=raw.get("backoff_rate", 2.0),
-            max_delay=raw.get("max_delay"),
-            jitter=raw.get("jitter", 0.0),
-        )
+        return policy_from_json(raw)
 
     def _retry_ref(self, raw: Any, pointer: str) -> RetryPolicy | None:
         if isinstance(raw, str):
