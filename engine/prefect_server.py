@@ -25,6 +25,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so a killed test run leaves no server behind (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 @contextlib.contextmanager
 def prefect_server(home: Path, database_url: str | None = None, port: int | None = None,
                    startup_timeout: float = 90.0) -> Iterator[str]:
@@ -45,7 +54,7 @@ def prefect_server(home: Path, database_url: str | None = None, port: int | None
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
              "--no-ui", "--analytics-off"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
         api = f"http://127.0.0.1:{port}/api"
         try:

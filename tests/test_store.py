@@ -146,3 +146,35 @@ async def test_engine_end_to_end(database_url: str, http) -> None:
         assert stored.steps[0].to_dict()["input"] == {"url": f"{http.base_url}/echo", "method": "POST", "json": {"n": 7}}
     finally:
         engine.close()
+
+
+def test_records_written_by_the_loop_timer_and_across_event_loops(tmp_path) -> None:
+    """SQLite mode writes on the event loop after `linger`, also when a later asyncio.run uses a new loop."""
+    import asyncio
+
+    db = make_engine(f"sqlite:///{tmp_path / 'loops.db'}")
+    migrate(db)
+    recorder = SqlRecorder(db, linger=0.01)
+    assert recorder.mode == "loop"
+    flow = load_flow({**FLOW, "steps": FLOW["steps"][:1]}).flow
+
+    def count() -> int:
+        with db.connect() as conn:
+            return conn.execute(sa.text("select count(*) from runs")).scalar()
+
+    async def one_run_then_idle() -> None:
+        await Interpreter(recorder).execute(flow, {"blob": "x"})
+        await asyncio.sleep(0.1)  # the timer fires while the loop idles: no flush() call
+
+    for expected in (1, 2):
+        asyncio.run(one_run_then_idle())
+        assert count() == expected
+    recorder.close()
+
+
+def test_postgres_uses_the_writer_thread(postgres_url: str) -> None:
+    db = make_engine(postgres_url)
+    migrate(db)
+    recorder = SqlRecorder(db)
+    assert recorder.mode == "thread"
+    recorder.close()

@@ -1,11 +1,20 @@
 """Batched persistence of run and step records.
 
-The interpreter hands records over without waiting (a thread-safe queue); one writer
-thread turns whatever has gathered into a single transaction of bulk inserts. A run
-that starts and ends within one batch is inserted once with its final state.
+The interpreter hands records over without waiting; whatever has gathered is written as
+one transaction of bulk inserts. A run that starts and ends within one batch is inserted
+once with its final state. Two ways to write, chosen by the database:
+
+- SQLite (`mode="loop"`): batches are written on the event loop's own thread, `linger`
+  seconds after the first record of a batch (or at once when `max_batch` records wait).
+  A local insert costs ~5 µs a row; a writer thread cost more than that in GIL hand-offs,
+  because the sqlite3 driver releases and re-takes the GIL around every row
+  (docs/architecture.md).
+- PostgreSQL (`mode="thread"`): a writer thread, so that network round trips never block
+  the event loop (the driver releases the GIL while it waits).
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import queue
@@ -14,7 +23,7 @@ import time
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.records import RunRecord, StepRecord
@@ -24,6 +33,7 @@ log = logging.getLogger("flowlink.store")
 
 _FLUSH = object()
 _STOP = object()
+_MAX_WRITE_ATTEMPTS = 5
 
 
 def split_payload(data: bytes | None, blob_rows: dict[str, dict[str, Any]]) -> tuple[str | None, str | None]:
@@ -42,48 +52,115 @@ def _json_text(value: Any) -> str | None:
 
 
 class SqlRecorder:
-    """A Recorder that writes to the database in batches from a background thread."""
+    """A Recorder that writes runs and steps to the database in batches."""
 
-    def __init__(self, engine: Engine, max_batch: int = 2000, linger: float = 0.02) -> None:
+    def __init__(self, engine: Engine, max_batch: int = 2000, linger: float = 0.02, mode: str = "auto") -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.linger = linger
-        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="flowlink-recorder", daemon=True)
-        self._closed = False
+        if mode == "auto":
+            mode = "loop" if engine.dialect.name == "sqlite" else "thread"
+        if mode not in ("loop", "thread"):
+            raise ValueError(f"mode must be auto, loop or thread, not {mode!r}")
+        self.mode = mode
         self.batches_written = 0
+        self._closed = False
         self._run_sql = self._insert_sql(runs.name, RUN_COLUMNS)
         self._step_sql = self._insert_sql(step_runs.name, STEP_COLUMNS)
-        self._thread.start()
+        # loop mode: a buffer (guarded, since flush() may come from another thread) and a timer
+        self._lock = threading.Lock()
+        self._buffer: list[tuple[str, Any]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._failures = 0
+        # thread mode: a queue and the writer thread
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        if mode == "thread":
+            self._thread = threading.Thread(target=self._thread_loop, name="flowlink-recorder", daemon=True)
+            self._thread.start()
 
-    # Recorder interface: called on the event loop, never blocks.
+    # Recorder interface: called on the event loop.
     def run_started(self, run: RunRecord) -> None:
-        self._queue.put(("start", run))
+        self._put(("start", run))
 
     def step_finished(self, step: StepRecord) -> None:
-        self._queue.put(("step", step))
+        self._put(("step", step))
 
     def run_finished(self, run: RunRecord) -> None:
-        self._queue.put(("end", run))
+        self._put(("end", run))
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything handed over so far is committed."""
+        if self.mode == "loop":
+            self._drain()
+            return
         done = threading.Event()
         self._queue.put((_FLUSH, done))
         if not done.wait(timeout):
             raise TimeoutError("the run recorder did not flush in time")
 
     def close(self) -> None:
-        """Flush and stop the writer thread."""
+        """Flush and stop."""
         if self._closed:
             return
         self._closed = True
+        if self.mode == "loop":
+            self._drain()
+            return
         self._queue.put((_STOP, None))
         self._thread.join(timeout=60)
 
-    # ------------------------------------------------------------------ writer thread
+    # ------------------------------------------------------------------ loop mode
 
-    def _loop(self) -> None:
+    def _put(self, item: tuple[str, Any]) -> None:
+        if self.mode == "thread":
+            self._queue.put(item)
+            return
+        with self._lock:
+            self._buffer.append(item)
+            full = len(self._buffer) >= self.max_batch
+        if full:
+            self._drain()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a plain call): write now
+            self._drain()
+            return
+        if self._timer is None or self._timer_loop is not loop:  # a timer of an ended loop never fires
+            self._timer_loop = loop
+            self._timer = loop.call_later(self.linger, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._drain()
+
+    def _drain(self) -> None:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+            if not batch:
+                return
+            if self._write_once(batch):
+                self._failures = 0
+                return
+            self._failures += 1
+            if self._failures >= _MAX_WRITE_ATTEMPTS:
+                log.error("dropping %d run records after %d failed writes", len(batch), self._failures)
+                self._failures = 0
+                return
+            self._buffer = batch + self._buffer  # keep them for the next write
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._timer is None or self._timer_loop is not loop:
+            self._timer_loop = loop
+            self._timer = loop.call_later(0.2 * self._failures, self._on_timer)
+
+    # ------------------------------------------------------------------ thread mode
+
+    def _thread_loop(self) -> None:
         while True:
             first = self._queue.get()
             batch = [first]
@@ -106,6 +183,17 @@ class SqlRecorder:
                     return
 
     def _write(self, records: list[tuple[str, Any]]) -> None:
+        """Write with retries (thread mode: sleeping here blocks nobody)."""
+        for attempt in range(_MAX_WRITE_ATTEMPTS):
+            if self._write_once(records):
+                return
+            time.sleep(0.2 * (attempt + 1))
+        log.error("dropping %d run records after %d failed writes", len(records), _MAX_WRITE_ATTEMPTS)
+
+    # ------------------------------------------------------------------ writing
+
+    def _write_once(self, records: list[tuple[str, Any]]) -> bool:
+        """One transaction for a batch; False (logged) if it failed."""
         inserts: dict[str, RunRecord] = {}
         updates: dict[str, RunRecord] = {}
         steps: list[StepRecord] = []
@@ -121,28 +209,27 @@ class SqlRecorder:
         run_rows = [self._run_row(r, blob_rows) for r in inserts.values()]
         update_rows = [self._run_row(r, blob_rows) for r in updates.values()]
         step_rows = [self._step_row(s, blob_rows) for s in steps]
-        for attempt in range(5):
-            try:
-                with self.engine.begin() as conn:
-                    if blob_rows:
-                        conn.execute(self._insert_ignore(), list(blob_rows.values()))
-                    if run_rows:
-                        conn.exec_driver_sql(self._run_sql, [tuple(r.values()) for r in run_rows])
-                    if update_rows:
-                        conn.execute(
-                            update(runs)
-                            .where(runs.c.id == bindparam("b_id"))
-                            .values({k: bindparam(k) for k in update_rows[0] if k != "id"}),
-                            [{**{k: v for k, v in row.items() if k != "id"}, "b_id": row["id"]} for row in update_rows],
-                        )
-                    if step_rows:
-                        # the driver's own executemany: a third of SQLAlchemy's per-row cost here
-                        conn.exec_driver_sql(self._step_sql, step_rows)
-                self.batches_written += 1
-                return
-            except Exception:  # keep the service up; a lost history batch is logged loudly
-                log.exception("writing %d run records failed (attempt %d)", len(records), attempt + 1)
-                time.sleep(0.2 * (attempt + 1))
+        try:
+            with self.engine.begin() as conn:
+                if blob_rows:
+                    conn.execute(self._insert_ignore(), list(blob_rows.values()))
+                if run_rows:
+                    conn.exec_driver_sql(self._run_sql, [tuple(r.values()) for r in run_rows])
+                if update_rows:
+                    conn.execute(
+                        update(runs)
+                        .where(runs.c.id == bindparam("b_id"))
+                        .values({k: bindparam(k) for k in update_rows[0] if k != "id"}),
+                        [{**{k: v for k, v in row.items() if k != "id"}, "b_id": row["id"]} for row in update_rows],
+                    )
+                if step_rows:
+                    # the driver's own executemany: a third of SQLAlchemy's per-row cost here
+                    conn.exec_driver_sql(self._step_sql, step_rows)
+        except Exception:  # keep the service up; a failed history batch is logged loudly
+            log.exception("writing %d run records failed", len(records))
+            return False
+        self.batches_written += 1
+        return True
 
     def _insert_sql(self, table: str, columns: tuple[str, ...]) -> str:
         style = self.engine.dialect.paramstyle
