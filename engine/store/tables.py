@@ -142,3 +142,37 @@ connections = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+#: Cached platform access tokens (app token, OAuth2), shared by every worker process.
+#: `key` is a SHA-256 of (connector, tenant, app id, secret); `token` is Fernet-encrypted.
+#: `lease_until` lets one process refresh while the others wait (single-flight refresh).
+connector_tokens = Table(
+    "connector_tokens",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("connector", String(64), nullable=False),
+    Column("token", LargeBinary),
+    Column("expires_at", Float),
+    Column("lease_until", Float),
+    Column("lease_owner", String(64)),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Shared rate budgets (token buckets) per connector/connection/API, across processes.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Poll trigger state: cursor and recently seen item keys, per flow and trigger.
+trigger_state = Table(
+    "trigger_state",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("cursor", Text),
+    Column("seen", Text),
+    Column("updated_at", Float, nullable=False),
+)
