@@ -10,7 +10,7 @@ import asyncio
 import time
 import uuid
 from inspect import isawaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
 from connectors.sdk.action import ActionContext
@@ -68,6 +68,8 @@ class _RunState:
     flow: Flow
     seq: int = 0
     executed: int = 0
+    #: guarded steps under way (path -> (step, start, attempts)), to record them if the run times out
+    in_flight: dict[str, tuple[Step, float, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 def _size_check(data: bytes, limit: int, what: str, setting: str) -> None:
@@ -167,7 +169,11 @@ class Interpreter:
             run.error = {**err.to_dict(), "step": getattr(err, "step_path", None)}
         except TimeoutError:
             run.status = "failed"
-            run.error = StepTimeout(f"the run took longer than execution.timeout={flow.execution.timeout}s").to_dict()
+            error = StepTimeout(f"the run took longer than execution.timeout={flow.execution.timeout}s").to_dict()
+            cut_off = sorted(state.in_flight.items(), key=lambda item: item[1][1])
+            for path, (step, began, attempts) in cut_off:
+                self._record(state, step, path, "failed", began, error=error, attempts=attempts)
+            run.error = {**error, "step": cut_off[0][0] if cut_off else None}
         except Exception as exc:  # anything untyped (keyring, a bug): record the failure, never leave the run "running"
             run.status = "failed"
             run.output_json = None
@@ -254,6 +260,7 @@ class Interpreter:
         """Leaf steps, maps and parallels: input rendering, attempts with retries, catch."""
         attempts: list[dict[str, Any]] = []
         input_json: bytes | None = None
+        state.in_flight[path] = (step, started, attempts)
         try:
             value, input_json = self._render_input(state, step, scope)
             output = await self._attempts(state, step, scope, path, value, attempts)
@@ -261,6 +268,7 @@ class Interpreter:
             output_json = _dump(output, f"the output of step '{step.id}'", ConnectorError)
             _size_check(output_json, state.flow.execution.max_output_bytes, f"the output of step '{step.id}'", "max_output_bytes")
         except StepError as err:
+            state.in_flight.pop(path, None)
             self._record(state, step, path, "failed", started, input_json, None, err.to_dict(), attempts)
             for catcher in step.catch:
                 if catcher.matcher.matches(err):
@@ -271,6 +279,7 @@ class Interpreter:
             if not hasattr(err, "step_path"):
                 err.step_path = path
             raise
+        state.in_flight.pop(path, None)
         scope["steps"][step.id] = {"output": output, "status": "succeeded"}
         self._record(state, step, path, "succeeded", started, input_json, output_json, None, attempts)
         return step.next, output

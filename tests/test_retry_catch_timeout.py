@@ -739,3 +739,19 @@ async def test_retry_after_beyond_max_delay_is_not_waited_out(http) -> None:
     assert _time.monotonic() - began < 2
     assert run.status == "failed" and run.error["type"] == "RateLimited" and run.error["retry_after"] == 30
     assert len(http.hits["status/429"]) == 1
+
+
+async def test_run_timeout_records_the_steps_it_cut_off(http: FakeHttp) -> None:
+    """execution.timeout: the step under way is recorded as failed and named in the run's error."""
+    flow = compile_flow([
+        {"id": "quick", "type": "set", "value": 1},
+        {"id": "fan", "type": "map", "items": "[`1`, `2`]", "max_concurrency": 2,
+         "steps": [get("slow_call", f"{http.base_url}/slow?seconds=2", retry=[])]},
+    ], execution={"timeout": 0.4})
+    run = await run_flow(flow)
+    assert run.status == "failed" and run.error["type"] == "Timeout"
+    assert run.error["step"] == "fan"
+    cut = {s.path: s for s in run.steps if s.status == "failed"}
+    assert set(cut) == {"fan", "fan[0].slow_call", "fan[1].slow_call"}
+    assert all(s.error["type"] == "Timeout" for s in cut.values())
+    assert step(run, "quick").status == "succeeded"
