@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e examples/flowlink-connector-demo
 	touch $(STAMP)
 
 run: install

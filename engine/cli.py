@@ -252,6 +252,147 @@ def cmd_connections_rotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------- connectors
+
+
+def _registry() -> Any:
+    from connectors.sdk import ConnectorRegistry
+
+    return ConnectorRegistry.discover()
+
+
+def _width(text: str) -> int:
+    """Terminal columns of a string (CJK characters take two)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _title(title: dict[str, str]) -> str:
+    en, zh = title.get("en", ""), title.get("zh")
+    return f"{en} ({zh})" if zh and zh != en else en
+
+
+def cmd_connectors_list(args: argparse.Namespace) -> int:
+    """Every installed connector with its version, actions and triggers."""
+    from connectors.sdk.manifest import validate_manifest
+
+    rows = []
+    for name in sorted((registry := _registry()).connectors):
+        manifest = registry.connectors[name].manifest()
+        rows.append({
+            "name": name,
+            "version": manifest["version"],
+            "title": manifest["title"],
+            "description": manifest.get("description", ""),
+            "actions": list(manifest["actions"]),
+            "triggers": list(manifest["triggers"]),
+            "issues": [i.to_dict() for i in validate_manifest(manifest)],
+        })
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    table = [("NAME", "VERSION", "TITLE", "ACTIONS", "TRIGGERS")]
+    table += [(r["name"], r["version"], _title(r["title"]), ", ".join(r["actions"]) or "-", ", ".join(r["triggers"]) or "-") for r in rows]
+    widths = [max(_width(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print("  ".join(cell + " " * (widths[i] - _width(cell)) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    for r in rows:
+        if r["issues"]:
+            print(f"warning: connector '{r['name']}' has {len(r['issues'])} manifest issue(s); see: flowlink connectors show {r['name']}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    """A short description of a property's type, e.g. ``"en" | "zh"`` or ``list of string``."""
+    if "enum" in schema:
+        return " | ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"], ensure_ascii=False)
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " or ".join(_type_of(s) for s in schema[key])
+    kind = schema.get("type")
+    if kind == "array":
+        return f"list of {_type_of(schema.get('items') or {})}"
+    if isinstance(kind, list):
+        return " or ".join(kind)
+    return kind or "any"
+
+
+def _print_fields(schema: dict[str, Any], indent: str) -> None:
+    required = set(schema.get("required") or ())
+    props = schema.get("properties") or {}
+    if not props:
+        print(f"{indent}(any object)" if schema.get("additionalProperties", True) is not False else f"{indent}(none)")
+        return
+    for name, prop in props.items():
+        notes = [_type_of(prop)]
+        if name in required:
+            notes.append("required")
+        if "default" in prop and prop["default"] is not None:
+            notes.append(f"default {json.dumps(prop['default'], ensure_ascii=False)}")
+        if prop.get("x-secret"):
+            notes.append("secret")
+        if prop.get("x-multiline"):
+            notes.append("multi-line")
+        if isinstance(prop.get("x-options"), dict):
+            notes.append(f"choices from {prop['x-options'].get('action')}")
+        if prop.get("x-depends-on"):
+            notes.append(f"after {', '.join(prop['x-depends-on'])}")
+        text = prop.get("description") or ""
+        print(f"{indent}{name}: {', '.join(notes)}" + (f" — {text}" if text else ""))
+
+
+def cmd_connectors_show(args: argparse.Namespace) -> int:
+    """One connector's manifest: JSON with --json, else a readable summary."""
+    from connectors.sdk.manifest import validate_manifest
+
+    registry = _registry()
+    connector = registry.connectors.get(args.name)
+    if connector is None:
+        known = ", ".join(sorted(registry.connectors)) or "none"
+        print(f"flowlink: unknown connector '{args.name}' (installed: {known})", file=sys.stderr)
+        return EXIT_FAILED
+    manifest = connector.manifest()
+    issues = validate_manifest(manifest)
+    if args.json:
+        _print_json(manifest)
+    else:
+        print(f"{manifest['name']} {manifest['version']} — {_title(manifest['title'])}")
+        if manifest.get("description"):
+            print(manifest["description"])
+        for key in ("categories", "homepage"):
+            value = manifest.get(key)
+            if value:
+                print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+        connection = manifest.get("connection")
+        if connection:
+            print(f"connection ({', '.join(connection.get('kinds') or ()) or 'fields below'}):")
+            if "schema" in connection:
+                _print_fields(connection["schema"], "  ")
+        print("actions:")
+        for name, action in manifest["actions"].items():
+            print(f"  {manifest['name']}.{name} — {_title(action['title'])}")
+            if action.get("description"):
+                print(f"    {action['description']}")
+            print("    input:")
+            _print_fields(action["input_schema"], "      ")
+            output = action.get("output_schema")
+            if output and output.get("properties"):
+                print(f"    output: {', '.join(output['properties'])}")
+            for policy in action.get("default_retry") or ():
+                print(f"    default retry: {', '.join(policy.get('errors', ['*']))} up to {policy.get('max_attempts', 3)} attempts")
+        print("triggers:" + ("" if manifest["triggers"] else " none"))
+        for name, trigger in manifest["triggers"].items():
+            print(f"  {manifest['name']}.{name} ({trigger.get('kind')})" + (f" — {_title(trigger['title'])}" if trigger.get("title") else ""))
+    for issue in issues:
+        print(f"manifest issue: {issue}", file=sys.stderr)
+    return EXIT_FAILED if issues else EXIT_OK
+
+
 # ---------------------------------------------------------------------------- serve
 
 
@@ -322,6 +463,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_connections_delete)
     p = conns.add_parser("rotate-keys", help="re-encrypt all connections with the primary key")
     p.set_defaults(func=cmd_connections_rotate)
+
+    connectors = sub.add_parser("connectors", help="installed connectors and their manifests").add_subparsers(dest="connectors_command", required=True)
+    p = connectors.add_parser("list", help="list connectors with their version, actions and triggers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connectors_list)
+    p = connectors.add_parser("show", help="show a connector's manifest")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="the manifest as JSON (schemas/connector.schema.json)")
+    p.set_defaults(func=cmd_connectors_show)
     return parser
 
 

@@ -446,3 +446,29 @@ async def test_json_with_integers_over_64_bits_fails_the_step_cleanly(http: Fake
     assert "cannot be stored as JSON" in run.output
     assert step(run, "call").status == "failed"
     assert recorder.runs[run.id].status == "succeeded"
+
+
+async def test_shared_client_keeps_no_cookies_between_requests() -> None:
+    """A cookie one answer sets must never go out with the next request (another tenant's, maybe)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from connectors.sdk.http import shared_client
+    from tests.fake_http import ServerThread
+
+    async def set_cookie(request: Request) -> JSONResponse:
+        response = JSONResponse({"cookies": dict(request.cookies)})
+        response.set_cookie("session", "tenant-a-secret")
+        return response
+
+    server = ServerThread(Starlette(routes=[Route("/c", set_cookie)])).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/c"
+        first = await shared_client().get(url)
+        assert first.cookies.get("session") == "tenant-a-secret"
+        second = await shared_client().get(url)
+        assert second.json() == {"cookies": {}}
+    finally:
+        server.stop()

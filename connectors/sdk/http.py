@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.cookiejar
 import time
 import weakref
 
@@ -19,6 +20,9 @@ def shared_client() -> httpx.AsyncClient:
     client = _clients.get(loop)
     if client is None or client.is_closed:
         client = httpx.AsyncClient(
+            # shared by every connection and tenant: it must never keep a cookie one answer
+            # sets and send it with another tenant's request (sessions live in their own clients)
+            cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
             timeout=httpx.Timeout(30.0),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             headers={"User-Agent": USER_AGENT},
