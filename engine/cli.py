@@ -393,6 +393,101 @@ def cmd_connectors_show(args: argparse.Namespace) -> int:
     return EXIT_FAILED if issues else EXIT_OK
 
 
+# ---------------------------------------------------------------------------- connector new/test, sandbox
+
+
+def cmd_connector_new(args: argparse.Namespace) -> int:
+    """Scaffold a connector package that passes its own tests."""
+    from connectors.sdk.scaffold import ScaffoldError, scaffold
+
+    try:
+        package = scaffold(args.name, Path(args.dir))
+    except ScaffoldError as exc:
+        print(f"flowlink: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.usage else EXIT_FAILED
+    print(f"created {package}")
+    for path in sorted(p for p in package.rglob("*") if p.is_file()):
+        print(f"  {path.relative_to(package)}")
+    print("next:")
+    print(f"  pip install -e {package}")
+    print(f"  python -m pytest {package / 'tests'}")
+    print(f"  flowlink connector test {args.name}")
+    return EXIT_OK
+
+
+def _find_connector(name: str) -> Any:
+    registry = _registry()
+    connector = registry.connectors.get(name)
+    if connector is None:
+        known = ", ".join(sorted(registry.connectors)) or "none"
+        print(f"flowlink: unknown connector '{name}' (installed: {known})", file=sys.stderr)
+    return connector
+
+
+def cmd_connector_test(args: argparse.Namespace) -> int:
+    """Run the contract kit against an installed connector."""
+    from connectors.sdk.contract import run_contract
+
+    connector = _find_connector(args.name)
+    if connector is None:
+        return EXIT_FAILED
+    report = run_contract(connector)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print("\n".join(report.lines()))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Serve the fakes of the named connectors (all that have one) on 127.0.0.1 until Ctrl-C/SIGTERM."""
+    import signal
+    import threading
+
+    from connectors.sdk.sandbox import SandboxError, has_sandbox, start_sandbox
+
+    registry = _registry()
+    if args.names:
+        chosen = []
+        for name in args.names:
+            connector = registry.connectors.get(name)
+            if connector is None:
+                known = ", ".join(sorted(registry.connectors)) or "none"
+                print(f"flowlink: unknown connector '{name}' (installed: {known})", file=sys.stderr)
+                return EXIT_FAILED
+            if not has_sandbox(connector):
+                print(f"flowlink: connector '{name}' declares no sandbox", file=sys.stderr)
+                return EXIT_FAILED
+            chosen.append(connector)
+    else:
+        chosen = [registry.connectors[n] for n in sorted(registry.connectors) if has_sandbox(registry.connectors[n])]
+        if not chosen:
+            print("flowlink: no installed connector declares a sandbox", file=sys.stderr)
+            return EXIT_FAILED
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    servers = []
+    try:
+        for i, connector in enumerate(chosen):
+            try:
+                servers.append(start_sandbox(connector, args.port + i if args.port else None))
+            except SandboxError as exc:
+                print(f"flowlink: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            print(f"{connector.name}\t{servers[-1].base_url}", flush=True)
+        print("sandboxes running; Ctrl-C to stop", file=sys.stderr, flush=True)
+        while not stop.wait(0.2):
+            if not all(server.thread.is_alive() for server in servers):
+                print("flowlink: a sandbox server stopped", file=sys.stderr)
+                return EXIT_FAILED
+        return EXIT_OK
+    finally:
+        for server in servers:
+            server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 # ---------------------------------------------------------------------------- serve
 
 
@@ -472,6 +567,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true", help="the manifest as JSON (schemas/connector.schema.json)")
     p.set_defaults(func=cmd_connectors_show)
+
+    connector = sub.add_parser("connector", help="write and check a connector").add_subparsers(dest="connector_command", required=True)
+    p = connector.add_parser("new", help="scaffold a connector package (manifest, action, trigger, fake, tests)")
+    p.add_argument("name", metavar="NAME", help="the connector name: lower case letters, digits, _")
+    p.add_argument("--dir", default=".", metavar="D", help="where to create flowlink-connector-NAME/ (default: .)")
+    p.set_defaults(func=cmd_connector_new)
+    p = connector.add_parser("test", help="run the contract kit: manifest, schemas, trigger samples, examples against the fake")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(func=cmd_connector_test)
+
+    p = sub.add_parser("sandbox", help="serve connectors' fake platforms on 127.0.0.1 until Ctrl-C")
+    p.add_argument("names", nargs="*", metavar="NAME", help="connectors to serve (default: every one with a sandbox)")
+    p.add_argument("--port", type=int, help="port of the first sandbox, the next ones count up (default: free ports)")
+    p.set_defaults(func=cmd_sandbox)
     return parser
 
 

@@ -101,11 +101,17 @@ class Interpreter:
         connections: ConnectionResolver | None = None,
         invoke: AttemptInvoker | None = None,
         log: Callable[[str], None] | None = None,
+        token_cache: Any = None,
+        rate_limiter: Any = None,
     ) -> None:
         self.recorder = recorder
         self.connections = connections or NoConnections()
         self.invoke = invoke
         self.log = log or (lambda _msg: None)
+        #: shared by the `ctx.client` of every action (None: the process-local token cache)
+        self.token_cache = token_cache
+        #: waits for connector/action rate budgets (None: no rate limiting)
+        self.rate_limiter = rate_limiter
 
     # ------------------------------------------------------------------ runs
 
@@ -376,7 +382,8 @@ class Interpreter:
         """Validate the input and call the action: its result, or its coroutine if it is async."""
         action = step.action
         parsed = action.parse_input(value)
-        ctx = ActionContext(run_id=state.run.id, step_id=path, flow_id=state.flow.id, connection=connection, log=self.log)
+        ctx = ActionContext(state.run.id, path, state.flow.id, connection, self.log, action, step.connection,
+                            self.token_cache, self.rate_limiter)
         return action.run(ctx, parsed)
 
     def _wait_seconds(self, step: Step, scope: dict[str, Any]) -> float:

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from sqlalchemy import Engine as SqlEngine
 
-from connectors.sdk import ConnectorRegistry, default_registry
+from connectors.sdk import ConnectorRegistry, RateLimiter, TokenCache, default_registry
 from engine.credentials import ConnectionStore, StoreConnections
 from engine.interpreter import ConnectionResolver, Interpreter
 from engine.model import Flow
@@ -44,6 +44,10 @@ class FlowEngine:
         self.flows = FlowStore(self.db)
         self.connection_store = ConnectionStore(self.db)
         self.connections = connections or StoreConnections(self.connection_store)
+        # one token cache and one rate limiter for every run: tokens and budgets are shared
+        # by all runs of this process and, through the database, by every worker process
+        self.token_cache = TokenCache(self.db, keyring=self.connection_store.keyring)
+        self.rate_limiter = RateLimiter(self.db)
 
     def compile(self, definition: dict[str, Any], check_connections: bool = True) -> Flow:
         """Validate and compile a definition; raise FlowInvalid with every issue."""
@@ -71,8 +75,10 @@ class FlowEngine:
         if lane == "tracked":
             from engine.tracked import run_tracked  # imports Prefect's flow machinery only when used
 
-            return await run_tracked(flow, trigger, run_id=run_id, recorder=recorder, connections=self.connections, log=log, **kwargs)
-        interpreter = Interpreter(recorder, self.connections, log=log)
+            return await run_tracked(flow, trigger, run_id=run_id, recorder=recorder, connections=self.connections, log=log,
+                                     token_cache=self.token_cache, rate_limiter=self.rate_limiter, **kwargs)
+        interpreter = Interpreter(recorder, self.connections, log=log, token_cache=self.token_cache,
+                                  rate_limiter=self.rate_limiter)
         return await interpreter.execute(flow, trigger, run_id=run_id, lane="event", **kwargs)
 
     def flush(self) -> None:

@@ -37,6 +37,8 @@ class _Job:
     log: Callable[[str], None] | None
     kwargs: dict[str, Any]
     result: RunRecord | None = None
+    token_cache: Any = None
+    rate_limiter: Any = None
 
 
 # Prefect parameters must be serialisable, so the live objects of a run wait here,
@@ -66,7 +68,8 @@ def _invoker(run_id: str):
 async def _tracked_run(run_id: str, flow_id: str, flow_version: int | None):
     job = _jobs[run_id]
     prefect_id = str(get_run_context().flow_run.id)
-    interpreter = Interpreter(job.recorder, job.connections, invoke=_invoker(run_id), log=job.log)
+    interpreter = Interpreter(job.recorder, job.connections, invoke=_invoker(run_id), log=job.log,
+                              token_cache=job.token_cache, rate_limiter=job.rate_limiter)
     job.result = await interpreter.execute(
         job.flow, job.trigger, run_id=run_id, lane="tracked", prefect_flow_run_id=prefect_id, **job.kwargs
     )
@@ -84,10 +87,13 @@ async def run_tracked(
     recorder: Recorder,
     connections: ConnectionResolver | None = None,
     log: Callable[[str], None] | None = None,
+    token_cache: Any = None,
+    rate_limiter: Any = None,
     **kwargs: Any,
 ) -> RunRecord:
     """Execute one run as a Prefect flow run and return Flowlink's record of it."""
-    _jobs[run_id] = _Job(flow_def, trigger, recorder, connections, log, kwargs)
+    _jobs[run_id] = _Job(flow_def, trigger, recorder, connections, log, kwargs, token_cache=token_cache,
+                         rate_limiter=rate_limiter)
     try:
         with tags("flowlink", f"flowlink.run:{run_id}", f"flowlink.flow:{flow_def.id}"):
             await _tracked_run.with_options(flow_run_name=run_id)(run_id, flow_def.id, flow_def.version, return_state=True)

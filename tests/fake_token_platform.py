@@ -69,6 +69,7 @@ class FakePlatform:
         self.rate_limited = False
         self.reject_all = False
         self.rejected: Counter[str] = Counter()
+        self.user_get_times: list[float] = []  # when each /cgi-bin/user/get arrived (rate budget tests)
 
     def issue(self, prefix: str) -> str:
         token = f"{prefix}-{next(self._ids)}"
@@ -108,6 +109,7 @@ class FakePlatform:
 
     async def user_get(self, request: Request) -> Response:
         self.calls["user_get"] += 1
+        self.user_get_times.append(time.time())
         error = self._token_error(request.query_params.get("access_token"))
         if error:
             self.rejected["user_get"] += 1

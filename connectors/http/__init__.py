@@ -5,33 +5,17 @@ import base64
 from typing import Any, Literal
 
 import httpx
-import orjson
 from pydantic import BaseModel, Field, model_validator
 
 from connectors.sdk import ActionContext, Connector
-from connectors.sdk.http import parse_retry_after, shared_client
-from engine.errors import (
-    ConnectorError,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    RateLimited,
-    StepError,
-    Transient,
-)
+from engine.errors import InvalidInput
 
-connector = Connector(
-    name="http",
-    version="1.0.0",
-    title={"en": "HTTP request", "zh": "HTTP 请求"},
-    description="Call any HTTP API. Auth comes from an `http` connection: bearer, basic or API key.",
-    categories=("core", "developer"),
-    connection_kinds=("bearer", "basic", "api_key"),
-)
+#: The SDK's default statuses, except that a rejected static credential is PermissionDenied:
+#: an `http` connection has nothing to refresh.
+ERROR_RULES = [{"status": 401, "kind": "PermissionDenied"}]
 
 #: 429 and 5xx answers (and connection failures) are retried unless the step sets its own `retry`.
 DEFAULT_RETRY = ({"errors": ["RateLimited", "Transient"], "max_attempts": 3, "interval": 1, "backoff_rate": 2, "max_delay": 30},)
-_ERROR_BODY_LIMIT = 2048
 
 
 class RequestInput(BaseModel):
@@ -53,33 +37,6 @@ class RequestInput(BaseModel):
         if len(given) > 1:
             raise ValueError(f"give only one of json, form and body (got {', '.join(given)})")
         return self
-
-
-def apply_auth(connection: dict[str, Any] | None, headers: dict[str, str], query: dict[str, Any]) -> httpx.Auth | None:
-    """Put an `http` connection's credential on the request."""
-    if not connection:
-        return None
-    try:
-        return _apply_auth(connection, headers, query)
-    except KeyError as exc:
-        raise InvalidInput(f"the connection has no '{exc.args[0]}' field, which {connection.get('auth')} auth needs") from None
-
-
-def _apply_auth(connection: dict[str, Any], headers: dict[str, str], query: dict[str, Any]) -> httpx.Auth | None:
-    kind = connection.get("auth")
-    if kind == "bearer":
-        headers["Authorization"] = f"Bearer {connection['token']}"
-    elif kind == "basic":
-        return httpx.BasicAuth(connection["username"], connection["password"])
-    elif kind == "api_key":
-        name, value = connection.get("name", "X-API-Key"), connection["value"]
-        if connection.get("in", "header") == "query":
-            query[name] = value
-        else:
-            headers[name] = value
-    elif kind not in (None, "none"):
-        raise InvalidInput(f"connection auth '{kind}' is not one of bearer, basic, api_key")
-    return None
 
 
 def parse_body(response: httpx.Response) -> Any:
@@ -106,31 +63,16 @@ def parse_body(response: httpx.Response) -> Any:
     return {"base64": base64.b64encode(response.content).decode(), "content_type": ctype}
 
 
-def _preview(body: Any) -> Any:
-    """The error body as recorded on every attempt: whole when small, else its first 2 KB as text."""
-    if isinstance(body, str):
-        return body[:_ERROR_BODY_LIMIT]
-    text = orjson.dumps(body).decode()
-    return body if len(text) <= _ERROR_BODY_LIMIT else text[:_ERROR_BODY_LIMIT] + "…(truncated)"
-
-
-def error_for_status(response: httpx.Response, body: Any) -> StepError:
-    """The typed error for a non-2xx answer."""
-    status = response.status_code
-    preview = _preview(body)
-    message = f"HTTP {status} from {response.request.method} {response.request.url.copy_with(query=None)}"
-    details = {"body": preview}
-    if status == 429:
-        return RateLimited(message, status=status, retry_after=parse_retry_after(response.headers.get("retry-after")), details=details)
-    if status >= 500 or status == 408:
-        return Transient(message, status=status, retry_after=parse_retry_after(response.headers.get("retry-after")), details=details)
-    if status in (401, 403):
-        return PermissionDenied(message, status=status, details=details)
-    if status in (404, 410):
-        return NotFound(message, status=status, details=details)
-    if status in (400, 409, 422):
-        return InvalidInput(message, status=status, details=details)
-    return ConnectorError(message, status=status, details=details)
+connector = Connector(
+    name="http",
+    version="1.0.0",
+    title={"en": "HTTP request", "zh": "HTTP 请求"},
+    description="Call any HTTP API. Auth comes from an `http` connection: bearer, basic or API key.",
+    categories=("core", "developer"),
+    connection_kinds=("bearer", "basic", "api_key"),
+    error_rules=ERROR_RULES,
+    body_parser=parse_body,
+)
 
 
 def _request_url(raw: str, query: dict[str, Any]) -> httpx.URL:
@@ -157,27 +99,16 @@ def _request_url(raw: str, query: dict[str, Any]) -> httpx.URL:
 )
 async def request(ctx: ActionContext, inp: RequestInput) -> dict[str, Any]:
     """Send an HTTP request; a non-2xx answer fails the step with a typed error."""
-    headers = dict(inp.headers)
-    query = dict(inp.query)
-    auth = apply_auth(ctx.connection, headers, query)
-    url = _request_url(inp.url, query)
-    try:
-        response = await shared_client().request(
-            inp.method,
-            url,
-            headers=headers,
-            json=inp.json_body,
-            data=inp.form,
-            content=inp.body,
-            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-            timeout=inp.timeout,
-            follow_redirects=inp.follow_redirects,
-        )
-    except httpx.TimeoutException as exc:
-        raise Transient(f"{inp.method} {inp.url} timed out ({type(exc).__name__})") from None
-    except httpx.TransportError as exc:
-        raise Transient(f"{inp.method} {inp.url} failed: {type(exc).__name__}: {exc}") from None
-    body = parse_body(response)
-    if not response.is_success:
-        raise error_for_status(response, body)
-    return {"status": response.status_code, "headers": dict(response.headers), "body": body}
+    client = ctx.client  # the connection's credentials (bearer, basic, api_key) as SDK auth kinds
+    url = _request_url(inp.url, dict(inp.query))
+    response = await client.request_full(
+        inp.method,
+        url,
+        headers=inp.headers,
+        json=inp.json_body,
+        data=inp.form,
+        content=inp.body,
+        timeout=inp.timeout,
+        follow_redirects=inp.follow_redirects,
+    )
+    return {"status": response.status, "headers": dict(response.headers), "body": response.body}

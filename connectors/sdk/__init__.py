@@ -1,8 +1,11 @@
 """The connector SDK: declare a connector, its actions and their typed inputs."""
-from connectors.sdk.action import Action, ActionContext, Connector
+from connectors.sdk.action import CUSTOM_API_CALL, Action, ActionContext, Connector, build_client, rate_key_for
 from connectors.sdk.registry import ConnectorRegistry, UnknownAction, default_registry, version_satisfies
 
 __all__ = [
+    "CUSTOM_API_CALL",
+    "build_client",
+    "rate_key_for",
     "Action",
     "ActionContext",
     "Connector",

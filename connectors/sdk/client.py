@@ -9,7 +9,7 @@ rules say AuthExpired, invalidates the credential and retries the call exactly o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import httpx
 
@@ -51,6 +51,7 @@ class ConnectorClient:
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
         http: httpx.AsyncClient | None = None,
+        body_parser: Callable[[httpx.Response], Any] | None = None,
     ) -> None:
         self.connector = connector_name
         self.base_url = base_url.rstrip("/") if base_url else None
@@ -62,13 +63,17 @@ class ConnectorClient:
         self.headers = dict(headers or {})
         self.timeout = timeout
         self._http = http
+        #: how an answer's body is read (default: JSON when it is JSON, else text)
+        self.body_parser = body_parser or parse_body
 
     @property
     def http(self) -> httpx.AsyncClient:
         return self._http if self._http is not None else shared_client()
 
-    def url(self, path_or_url: str) -> httpx.URL:
+    def url(self, path_or_url: str | httpx.URL) -> httpx.URL:
         """An absolute URL as is; a path joined to `base_url`."""
+        if isinstance(path_or_url, httpx.URL):
+            return path_or_url
         if path_or_url.startswith(("http://", "https://")):
             return httpx.URL(path_or_url)
         if not self.base_url:
@@ -94,6 +99,7 @@ class ConnectorClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         rate_key: str | None = None,
+        follow_redirects: bool = False,
     ) -> ClientResponse:
         """Like :meth:`request` but returns status and headers as well."""
         url = self.url(path_or_url)
@@ -104,14 +110,14 @@ class ConnectorClient:
             request = self._build(method, url, params, json, data, content, headers, timeout)
             self.auth.apply(request, credential)
             try:
-                response = await self.http.send(request)
+                response = await self.http.send(request, follow_redirects=follow_redirects)
             except httpx.TimeoutException as exc:
                 raise Transient(f"{self.connector}: {method.upper()} {url.copy_with(query=None)} timed out ({type(exc).__name__})",
                                 connector=self.connector) from None
             except httpx.TransportError as exc:
                 raise Transient(f"{self.connector}: {method.upper()} {url.copy_with(query=None)} failed: {type(exc).__name__}: {exc}",
                                 connector=self.connector) from None
-            body = parse_body(response)
+            body = self.body_parser(response)
             error = self.error_rules.classify(response, body, self.connector)
             if error is None:
                 return ClientResponse(response.status_code, response.headers, body, attempt)
@@ -133,10 +139,12 @@ class ConnectorClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         rate_key: str | None = None,
+        follow_redirects: bool = False,
     ) -> Any:
         """Send a request and return the parsed body (JSON, else text); raise a typed StepError."""
         response = await self.request_full(method, path_or_url, params=params, json=json, data=data, content=content,
-                                           headers=headers, timeout=timeout, rate_key=rate_key)
+                                           headers=headers, timeout=timeout, rate_key=rate_key,
+                                           follow_redirects=follow_redirects)
         return response.body
 
     async def get(self, path_or_url: str, **kw: Any) -> Any:

@@ -46,6 +46,8 @@ def build_manifest(connector: "Connector") -> dict[str, Any]:
         manifest["icon"] = connector.icon
     if connector.homepage:
         manifest["homepage"] = connector.homepage
+    if getattr(connector, "base_url", None):
+        manifest["base_url"] = connector.base_url
     connection_schema = _schema_of(connector.connection_schema)
     if connector.connection_kinds or connection_schema is not None:
         connection: dict[str, Any] = {}

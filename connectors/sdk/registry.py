@@ -55,6 +55,7 @@ class ConnectorRegistry:
 
     def add(self, connector: Connector) -> None:
         """Register a connector (a later one with the same name replaces the earlier)."""
+        connector.ensure_custom_api_call()  # base_url/auth may have been set after construction
         self.connectors[connector.name] = connector
 
     @classmethod

@@ -18,6 +18,7 @@ from connectors.sdk import ActionContext, Connector
 from connectors.sdk.action import ui
 from connectors.sdk.http import parse_retry_after, shared_client
 from engine.errors import InvalidInput, NotFound, PermissionDenied, RateLimited, StepError, Transient
+from flowlink_connector_demo.platform import FakeDemoCrm
 
 __version__ = "1.2.0"
 
@@ -33,6 +34,15 @@ class DemoConnection(BaseModel):
     api_key: str = Field(title="API key", description="From the Demo CRM's settings page.", json_schema_extra=ui(secret=True, title_zh="API 密钥"))
 
 
+#: The API key the sandbox accepts (``flowlink sandbox demo``, the action examples).
+SANDBOX_KEY = "demo-key"
+
+
+def sandbox() -> Any:
+    """A fresh fake Demo CRM (an ASGI app) that accepts the API key ``demo-key``."""
+    return FakeDemoCrm(api_keys=(SANDBOX_KEY,)).app
+
+
 connector = Connector(
     name="demo",
     version=__version__,
@@ -43,6 +53,7 @@ connector = Connector(
     connection_kinds=("api_key",),
     connection_schema=DemoConnection,
     homepage="https://flowlink.dev/connectors/demo",
+    sandbox=sandbox,
 )
 
 #: Reads are safe to repeat: retry rate limits and platform hiccups unless the step says otherwise.
@@ -54,6 +65,11 @@ BaseUrl = Field(
     pattern=r"^https?://",
     json_schema_extra=ui(placeholder="https://crm.example.com", title_zh="接口地址"),
 )
+
+#: The examples' connection and base URL: `flowlink connector test demo` runs them against the
+#: sandbox, whose address is the flow variable ``sandbox_url``.
+SANDBOX_CONNECTION = {"api_key": SANDBOX_KEY}
+SANDBOX_URL = "{{ vars.sandbox_url }}"
 
 
 # ---------------------------------------------------------------------------- models
@@ -174,7 +190,9 @@ async def call(ctx: ActionContext, method: str, base_url: str, path: str, **kwar
 # ---------------------------------------------------------------------------- actions
 
 
-@connector.action("greet", input=GreetInput, output_schema=GreetOutput, title={"en": "Greet", "zh": "打招呼"})
+@connector.action("greet", input=GreetInput, output_schema=GreetOutput, title={"en": "Greet", "zh": "打招呼"},
+                  examples=[{"title": "Greet in Chinese", "input": {"name": "李雷", "language": "zh", "excited": True},
+                             "expect": {"message": "你好，李雷！"}}])
 def greet(ctx: ActionContext, inp: GreetInput) -> dict[str, Any]:
     """Build a greeting in English or Chinese."""
     if inp.language == "zh":
@@ -187,6 +205,8 @@ def greet(ctx: ActionContext, inp: GreetInput) -> dict[str, Any]:
 @connector.action(
     "list_owners", input=ListOwnersInput, output_schema=ListOwnersOutput, default_retry=READ_RETRY,
     title={"en": "List owners", "zh": "列出负责人"},
+    examples=[{"title": "The CRM's owners", "input": {"base_url": SANDBOX_URL}, "connection": SANDBOX_CONNECTION,
+               "expect": {"owners": [{"id": "u1"}, {"id": "u2"}]}}],
 )
 async def list_owners(ctx: ActionContext, inp: ListOwnersInput) -> dict[str, Any]:
     """The CRM's sales people (the choices of create_contact's owner)."""
@@ -196,6 +216,8 @@ async def list_owners(ctx: ActionContext, inp: ListOwnersInput) -> dict[str, Any
 @connector.action(
     "lookup_contact", input=LookupInput, output_schema=LookupOutput, default_retry=READ_RETRY,
     title={"en": "Look up contact", "zh": "查找联系人"},
+    examples=[{"title": "An unknown email", "input": {"base_url": SANDBOX_URL, "email": "nobody@example.com"},
+               "connection": SANDBOX_CONNECTION, "expect": {"found": False, "contact": None}}],
 )
 async def lookup_contact(ctx: ActionContext, inp: LookupInput) -> dict[str, Any]:
     """Find a contact by email; `found` is false when there is none."""
@@ -206,6 +228,10 @@ async def lookup_contact(ctx: ActionContext, inp: LookupInput) -> dict[str, Any]
 @connector.action(
     "create_contact", input=CreateContactInput, output_schema=Contact,
     title={"en": "Create contact", "zh": "创建联系人"},
+    examples=[{"title": "A new contact",
+               "input": {"base_url": SANDBOX_URL, "name": "Wu", "email": "wu@example.com", "owner_id": "u1", "tags": ["web"]},
+               "connection": SANDBOX_CONNECTION,
+               "expect": {"id": "c1", "name": "Wu", "email": "wu@example.com", "owner_id": "u1", "tags": ["web"], "note": ""}}],
 )
 async def create_contact(ctx: ActionContext, inp: CreateContactInput) -> dict[str, Any]:
     """Create a contact; an existing email fails with demo.duplicate_email."""
