@@ -136,7 +136,7 @@ def test_subset_mismatch(expected: Any, actual: Any, problem: str | None) -> Non
 
 
 def test_cli_passes_the_demo_connector(tmp_path: Path) -> None:
-    pytest.importorskip("flowlink_connector_demo")
+    import flowlink_connector_demo  # noqa: F401 - installed by `make install`; its absence must fail, not skip
     text = _flowlink("connector", "test", "demo", home=tmp_path)
     assert text.returncode == 0, text.stdout + text.stderr
     lines = text.stdout.splitlines()
@@ -147,10 +147,30 @@ def test_cli_passes_the_demo_connector(tmp_path: Path) -> None:
     assert {check["name"] for check in machine["checks"]} >= {"manifest", "sandbox", "example: greet — Greet in Chinese"}
 
 
-def test_cli_exits_non_zero_on_failure(tmp_path: Path) -> None:
-    failing = _flowlink("connector", "test", "core", home=tmp_path)
-    assert failing.returncode == 1
-    assert "  FAIL  sandbox: connector 'core' declares no sandbox (a factory of its fake's ASGI app), so its actions cannot be exercised against a fake" in failing.stdout
-    assert failing.stdout.splitlines()[-1].endswith("FAILED")
+def test_cli_exits_non_zero_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A connector that needs a platform but ships no fake, with an action without an example, fails."""
+    import engine.cli
+    from connectors.sdk import Connector, ConnectorRegistry
+
+    broken = Connector(name="broken", version="1.0.0", title={"en": "Broken"}, base_url="https://api.example.com", auth="bearer")
+
+    @broken.action("ping")
+    def ping(ctx, inp):  # noqa: ANN001, ANN202 - the smallest possible action
+        return {"pong": True}
+
+    monkeypatch.setattr(engine.cli, "_registry", lambda: ConnectorRegistry([broken]))
+    assert engine.cli.main(["connector", "test", "broken"]) == 1
+    out = capsys.readouterr().out
+    assert "  FAIL  sandbox: connector 'broken' declares no sandbox" in out
+    assert "  FAIL  example: ping: action ping has no example to run against the fake" in out
+    assert out.splitlines()[-1].endswith("FAILED")
     unknown = _flowlink("connector", "test", "nope", home=tmp_path)
     assert unknown.returncode == 1 and "unknown connector 'nope'" in unknown.stderr
+
+
+
+@pytest.mark.parametrize("name", ["core", "http", "demo"])
+def test_every_installed_connector_passes_its_contract(tmp_path: Path, name: str) -> None:
+    result = _flowlink("connector", "test", name, home=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].endswith("0 failed: ok")

@@ -74,13 +74,19 @@ class DelayInput(BaseModel):
         return value
 
 
-@connector.action("set", input=SetInput, title={"en": "Set value", "zh": "设置数据"})
+@connector.action("set", input=SetInput, title={"en": "Set value", "zh": "设置数据"}, examples=[
+    {"title": "Build an object", "input": {"value": {"tag": "high_value", "priority": "P1"}},
+     "expect": {"tag": "high_value", "priority": "P1"}},
+])
 def set_value(ctx: ActionContext, inp: SetInput) -> Any:
     """Output a value built from literals and expressions."""
     return inp.value
 
 
-@connector.action("filter", input=FilterInput, title={"en": "Filter list", "zh": "过滤列表"})
+@connector.action("filter", input=FilterInput, title={"en": "Filter list", "zh": "过滤列表"}, examples=[
+    {"title": "Orders over 3000", "input": {"items": [{"no": 1, "total": 4200}, {"no": 2, "total": 900}], "where": "total > `3000`"},
+     "expect": [{"no": 1, "total": 4200}]},
+])
 def filter_items(ctx: ActionContext, inp: FilterInput) -> list[Any]:
     """Keep the items for which `where` is truthy."""
     expr = _item_expression(inp.where, "where")
@@ -96,7 +102,10 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (1, value) if isinstance(value, (int, float)) else (2, value)
 
 
-@connector.action("sort", input=SortInput, title={"en": "Sort list", "zh": "排序列表"})
+@connector.action("sort", input=SortInput, title={"en": "Sort list", "zh": "排序列表"}, examples=[
+    {"title": "Biggest spend first", "input": {"items": [{"id": "a", "spend": 10}, {"id": "b", "spend": 30}], "by": "spend", "order": "desc"},
+     "expect": [{"id": "b", "spend": 30}, {"id": "a", "spend": 10}]},
+])
 def sort_items(ctx: ActionContext, inp: SortInput) -> list[Any]:
     """Sort items by a key expression, nulls first."""
     expr = _item_expression(inp.by, "by") if inp.by else None
@@ -108,7 +117,10 @@ def sort_items(ctx: ActionContext, inp: SortInput) -> list[Any]:
     return [item for _, item in keyed]
 
 
-@connector.action("dedupe", input=DedupeInput, title={"en": "Remove duplicates", "zh": "去重"})
+@connector.action("dedupe", input=DedupeInput, title={"en": "Remove duplicates", "zh": "去重"}, examples=[
+    {"title": "Repeated leads by phone", "input": {"items": [{"phone": "1"}, {"phone": "2"}, {"phone": "1"}], "key": "phone"},
+     "expect": [{"phone": "1"}, {"phone": "2"}]},
+])
 def dedupe_items(ctx: ActionContext, inp: DedupeInput) -> list[Any]:
     """Keep the first item for each distinct key."""
     import orjson
@@ -124,14 +136,18 @@ def dedupe_items(ctx: ActionContext, inp: DedupeInput) -> list[Any]:
     return kept
 
 
-@connector.action("log", input=LogInput, title={"en": "Log", "zh": "记录日志"})
+@connector.action("log", input=LogInput, title={"en": "Log", "zh": "记录日志"}, examples=[
+    {"title": "A warning", "input": {"message": "CRM slow", "level": "warning"}, "expect": {"logged": "CRM slow", "level": "warning"}},
+])
 def log_message(ctx: ActionContext, inp: LogInput) -> dict[str, Any]:
     """Write a message to the run's log."""
     ctx.log(f"[{inp.level}] {inp.message}")
     return {"logged": inp.message, "level": inp.level}
 
 
-@connector.action("delay", input=DelayInput, title={"en": "Delay", "zh": "延时"})
+@connector.action("delay", input=DelayInput, title={"en": "Delay", "zh": "延时"}, examples=[
+    {"title": "A short pause", "input": {"seconds": 0.01}, "expect": {"waited": 0.01}},
+])
 async def delay(ctx: ActionContext, inp: DelayInput) -> dict[str, Any]:
     """Pause the run for a number of seconds."""
     await asyncio.sleep(inp.seconds)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field, model_validator
 
+from connectors.http import sandbox
 from connectors.sdk import ActionContext, Connector
 from engine.errors import InvalidInput
 
@@ -72,6 +73,7 @@ connector = Connector(
     connection_kinds=("bearer", "basic", "api_key"),
     error_rules=ERROR_RULES,
     body_parser=parse_body,
+    sandbox=sandbox.app,
 )
 
 
@@ -96,6 +98,14 @@ def _request_url(raw: str, query: dict[str, Any]) -> httpx.URL:
     input=RequestInput,
     title={"en": "HTTP request", "zh": "发送 HTTP 请求"},
     default_retry=DEFAULT_RETRY,
+    examples=[
+        {"title": "GET with a query", "input": {"url": "{{ vars.sandbox_url }}/echo", "query": {"page": "2"}},
+         "expect": {"status": 200, "body": {"method": "GET", "query": {"page": "2"}}}},
+        {"title": "POST a JSON body", "input": {"method": "POST", "url": "{{ vars.sandbox_url }}/echo", "json": {"lead": "L1"}},
+         "expect": {"status": 200, "body": {"body": {"lead": "L1"}}}},
+        {"title": "Bearer auth from the connection", "input": {"url": "{{ vars.sandbox_url }}/bearer"},
+         "connection": {"auth": "bearer", "token": sandbox.SANDBOX_TOKEN}, "expect": {"status": 200, "body": {"ok": True}}},
+    ],
 )
 async def request(ctx: ActionContext, inp: RequestInput) -> dict[str, Any]:
     """Send an HTTP request; a non-2xx answer fails the step with a typed error."""

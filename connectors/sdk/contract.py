@@ -210,22 +210,31 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def is_local(connector: Any) -> bool:
+    """True for a connector that talks to no platform (no base URL, auth or connection kinds):
+    its examples run without a fake."""
+    return not (getattr(connector, "base_url", None) or getattr(connector, "auth", None)
+                or getattr(connector, "connection_kinds", ()))
+
+
 def example_flow(connector: Any, action: Any, example: dict[str, Any], base_url: str) -> dict[str, Any]:
     """The one-step flow that runs `example` of `action` against the fake at `base_url`."""
+    step: dict[str, Any] = {
+        "id": "example",
+        "type": "action",
+        "action": f"{connector.name}.{action.name}",
+        "args": example.get("input") or {},
+        "retry": [],
+        "end": True,
+    }
+    if not is_local(connector):
+        step["connection"] = SANDBOX_CONNECTION
     return {
         "id": f"contract-{connector.name}-{action.name}".replace("_", "-"),
         "name": f"Contract example of {connector.name}.{action.name}",
         "trigger": {"type": "manual"},
         "vars": {SANDBOX_URL_VAR: base_url},
-        "steps": [{
-            "id": "example",
-            "type": "action",
-            "action": f"{connector.name}.{action.name}",
-            "connection": SANDBOX_CONNECTION,
-            "args": example.get("input") or {},
-            "retry": [],
-            "end": True,
-        }],
+        "steps": [step],
     }
 
 
@@ -239,18 +248,21 @@ async def run_example(connector: Any, action: Any, example: dict[str, Any], inde
 
     title = example.get("title") or f"example {index + 1}"
     name = f"example: {action.name} — {title}"
+    local = is_local(connector)
     try:
-        server = await asyncio.to_thread(start_sandbox, connector)
+        server = None if local else await asyncio.to_thread(start_sandbox, connector)
     except SandboxError as exc:
         return Check(name, False, str(exc))
+    base_url = server.base_url if server is not None else ""
     try:
-        loaded = load_flow(example_flow(connector, action, example, server.base_url), ConnectorRegistry([connector]))
+        loaded = load_flow(example_flow(connector, action, example, base_url), ConnectorRegistry([connector]))
         if not loaded.ok:
             return Check(name, False, "the example is not a valid step", [f"{i.pointer}: {i.message}" for i in loaded.issues])
-        connection = {**(example.get("connection") or {}), "base_url": server.base_url}
+        connection = {**(example.get("connection") or {}), "base_url": base_url}
         run = await Interpreter(MemoryRecorder(), MappingConnections({SANDBOX_CONNECTION: connection})).execute(loaded.flow, None)
     finally:
-        await asyncio.to_thread(server.stop)
+        if server is not None:
+            await asyncio.to_thread(server.stop)
     if run.status != "succeeded":
         error = run.error or {}
         code = f" [{error['code']}]" if error.get("code") else ""
@@ -261,7 +273,7 @@ async def run_example(connector: Any, action: Any, example: dict[str, Any], inde
     schema = action.output_json_schema()
     if schema is not None and (errors := _instance_errors(output, schema)):
         return Check(name, False, "the output does not match the action's output schema", errors)
-    checked = ["ran against the fake"]
+    checked = ["ran locally" if local else "ran against the fake"]
     if "expect" in example:
         checked.append("output contains expect")
     if schema is not None:
@@ -276,7 +288,10 @@ async def exercise_actions(connector: Any) -> list[Check]:
 
     checks: list[Check] = []
     sandbox = has_sandbox(connector)
-    if sandbox:
+    if is_local(connector):
+        sandbox = True
+        checks.append(Check("sandbox", True, "not needed: the connector talks to no platform, its examples run locally"))
+    elif sandbox:
         checks.append(Check("sandbox", True, "declared; every example runs against a fresh fake on 127.0.0.1"))
     else:
         checks.append(Check("sandbox", False, f"connector '{connector.name}' declares no sandbox (a factory of its fake's ASGI app), "
