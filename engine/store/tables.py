@@ -176,3 +176,64 @@ trigger_state = Table(
     Column("seen", Text),
     Column("updated_at", Float, nullable=False),
 )
+
+#: The webhook inbox: every accepted event is committed here before the HTTP answer, then run.
+#: status: accepted -> running -> done | failed (will retry) | dead (retries exhausted, replayable).
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("flow_id", String(100), nullable=False),
+    Column("flow_version", Integer),
+    Column("path", String(200), nullable=False),
+    Column("dedupe_key", String(200)),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("run_id", String(36)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("received_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_until", Float),
+    Index("ix_webhook_events_status_received", "status", "received_at"),
+    Index("ix_webhook_events_dedupe", "flow_id", "dedupe_key", unique=True),
+)
+
+#: People who log in; `role` is admin | editor | operator | viewer; `team` scopes run data.
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("team", String(100)),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Machine credentials: only a SHA-256 of the key is stored; `prefix` identifies it in lists.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+)
+
+#: Login sessions (bearer tokens): only a SHA-256 of the token is stored.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(36), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
