@@ -5,12 +5,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import errors
-from api.routers import flows, health, runs
+from api.deps import authorize
+from api.routers import api_keys, audit, auth, events, flows, health, hooks, runs, users
 from api.state import ServiceState
 from engine.runtime import FlowEngine
+from engine.users import first_start
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
 
@@ -23,12 +25,17 @@ def create_app(database_url: str | None = None, load_examples: bool = False) -> 
         state = ServiceState(FlowEngine(database_url))
         if load_examples:
             state.load_examples(EXAMPLES)
+        first_start(state.users)  # no user yet: create `admin` (FLOWLINK_ADMIN_PASSWORD or a printed one-time password)
         app.state.flowlink = state
+        await state.inbox.start()
         yield
         await state.close()
 
     app = FastAPI(title="Flowlink", version="0.1.0", openapi_url="/api/openapi.json", docs_url="/api/docs", lifespan=lifespan)
     errors.install(app)
-    for module in (health, flows, runs):
-        app.include_router(module.router)
+    # every /api router is checked by `authorize` against api/permissions.py (public routes included there)
+    for module in (health, auth, flows, runs, events, users, api_keys, audit):
+        app.include_router(module.router, dependencies=[Depends(authorize)])
+    # /hooks: each webhook authenticates its caller itself (token/HMAC from the flow's trigger), not as a user
+    app.include_router(hooks.router)
     return app

@@ -1,4 +1,4 @@
-"""What the service keeps while it runs: the engine and its in-flight runs."""
+"""What the service keeps while it runs: the engine, the user store and its in-flight runs."""
 from __future__ import annotations
 
 import asyncio
@@ -8,9 +8,11 @@ from typing import Any
 
 import orjson
 
+from api.inbox import Inbox
 from engine.model import Flow
 from engine.records import RunRecord
 from engine.runtime import FlowEngine, FlowInvalid
+from engine.users import UserStore
 
 log = logging.getLogger("flowlink.api")
 
@@ -20,7 +22,9 @@ class ServiceState:
 
     def __init__(self, engine: FlowEngine) -> None:
         self.engine = engine
+        self.users = UserStore(engine.db)
         self.tasks: set[asyncio.Task[RunRecord]] = set()
+        self.inbox = Inbox(engine)
 
     def start_run(self, flow: Flow, trigger: Any, actor: str) -> tuple[str, asyncio.Task[RunRecord]]:
         """Start a run in the background; the task is kept until it ends."""
@@ -49,7 +53,8 @@ class ServiceState:
         return added
 
     async def close(self) -> None:
-        """Let in-flight runs finish (bounded), then flush history."""
+        """Let in-flight runs finish (bounded), hand unfinished webhook events back, flush history."""
+        await self.inbox.stop()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=30)
         self.engine.close()

@@ -120,3 +120,37 @@ def prefect_server(postgres_admin_url: str, tmp_path_factory: pytest.TempPathFac
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+#: The first admin's password in API tests (the app reads FLOWLINK_ADMIN_PASSWORD on first start).
+ADMIN_PASSWORD = "test-admin-password"
+
+
+def login(client, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+    """Log in through the API; returns the session token."""
+    answer = client.post("/api/auth/login", json={"username": username, "password": password})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture()
+def admin_password(monkeypatch: pytest.MonkeyPatch) -> str:
+    """FLOWLINK_ADMIN_PASSWORD for apps started in this test: the first admin gets this password."""
+    monkeypatch.setenv("FLOWLINK_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    return ADMIN_PASSWORD
+
+
+@pytest.fixture()
+def api_client(sqlite_url: str, admin_password: str):
+    """The app on a fresh SQLite database with the example flows, logged in as the first admin."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with TestClient(create_app(sqlite_url, load_examples=True)) as client:
+        client.headers.update(bearer(login(client)))
+        yield client

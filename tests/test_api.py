@@ -4,16 +4,14 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-
 FLOW = {"id": "api-demo", "name": "API demo", "trigger": {"type": "manual"},
         "steps": [{"id": "hello", "type": "set", "value": "hi {{ trigger.name }}"}]}
 
 
 @pytest.fixture()
-def client(sqlite_url: str):
-    with TestClient(create_app(sqlite_url, load_examples=True)) as c:
-        yield c
+def client(api_client: TestClient) -> TestClient:
+    """Logged in as the first admin (tests/conftest.py); roles and logins are in test_auth.py."""
+    return api_client
 
 
 def test_health_ready_and_openapi(client: TestClient) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from sqlalchemy import Engine, func, insert, select, update
@@ -18,6 +18,15 @@ class VersionConflict(Exception):
     def __init__(self, flow_id: str, expected: int | None, current: int) -> None:
         super().__init__(f"flow '{flow_id}' is at version {current}, not {expected}: reload and apply your change again")
         self.flow_id, self.expected, self.current = flow_id, expected, current
+
+
+class PathConflict(Exception):
+    """Two active flows would serve the same webhook path."""
+
+
+def _webhook_path(definition: dict[str, Any] | None) -> str | None:
+    trigger = (definition or {}).get("trigger") or {}
+    return trigger.get("path") if trigger.get("type") == "webhook" else None
 
 
 @dataclass
@@ -37,6 +46,12 @@ class FlowStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: called with the flow id after a save, activation or deactivation (cache invalidation)
+        self.listeners: list[Callable[[str], None]] = []
+
+    def _changed(self, flow_id: str) -> None:
+        for listener in list(self.listeners):
+            listener(flow_id)
 
     def save(self, definition: dict[str, Any], actor: str, message: str = "", expected_version: int | None = None) -> FlowVersion:
         """Store `definition` as the flow's next version.
@@ -67,7 +82,52 @@ class FlowStore:
                                                       created_by=actor, message=message, created_at=now))
             audit.record(conn, actor, "flow.create" if current is None else "flow.update", "flow", flow_id,
                          before=previous, after=stored, details={"version": version, "message": message})
+        self._changed(flow_id)
         return FlowVersion(flow_id, version, stored, actor, message, now)
+
+    def set_active(self, flow_id: str, active: bool, actor: str) -> bool | None:
+        """Activate or deactivate a flow (audited); None if there is no such flow, else the new state.
+
+        Activating a webhook flow whose path is already served by another active flow raises
+        PathConflict.
+        """
+        with self.engine.begin() as conn:
+            head = conn.execute(select(flows.c.active, flows.c.current_version).where(
+                flows.c.id == flow_id, flows.c.deleted_at.is_(None)).with_for_update()).first()
+            if head is None:
+                return None
+            if active:
+                path = _webhook_path(self._definition(conn, flow_id, head.current_version))
+                if path is not None:
+                    for other_id, definition in self._active_definitions(conn):
+                        if other_id != flow_id and _webhook_path(definition) == path:
+                            raise PathConflict(f"webhook path '{path}' is already served by active flow '{other_id}'")
+            if bool(head.active) != active:
+                conn.execute(update(flows).where(flows.c.id == flow_id).values(active=active, updated_at=time.time()))
+                audit.record(conn, actor, "flow.activate" if active else "flow.deactivate", "flow", flow_id,
+                             before={"active": bool(head.active)}, after={"active": active})
+        self._changed(flow_id)
+        return active
+
+    def _active_definitions(self, conn: Any) -> list[tuple[str, dict[str, Any]]]:
+        rows = conn.execute(select(flows.c.id, flow_versions.c.definition).join(
+            flow_versions, (flow_versions.c.flow_id == flows.c.id) & (flow_versions.c.version == flows.c.current_version))
+            .where(flows.c.active.is_(True), flows.c.deleted_at.is_(None))).all()
+        return [(r[0], orjson.loads(r[1])) for r in rows]
+
+    def active_definitions(self) -> list[tuple[str, dict[str, Any]]]:
+        """(flow id, current definition) of every active flow that is not deleted."""
+        with self.engine.connect() as conn:
+            return self._active_definitions(conn)
+
+    def webhook_flows(self) -> dict[str, dict[str, Any]]:
+        """Webhook path -> current definition, for every active webhook flow (one query)."""
+        found: dict[str, dict[str, Any]] = {}
+        for _flow_id, definition in self.active_definitions():
+            path = _webhook_path(definition)
+            if path is not None:
+                found.setdefault(path, definition)
+        return found
 
     @staticmethod
     def _definition(conn: Any, flow_id: str, version: int) -> dict[str, Any] | None:

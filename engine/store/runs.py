@@ -1,7 +1,7 @@
 """Reading run history back: one run with its steps, or a filtered page of runs."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 import orjson
 from sqlalchemy import Engine, select
@@ -42,14 +42,17 @@ class RunStore:
         until: float | None = None,
         limit: int = 50,
         offset: int = 0,
+        flow_ids: Collection[str] | None = None,
     ) -> list[RunRecord]:
-        """Runs newest first, without steps or payloads."""
+        """Runs newest first, without steps or payloads; `flow_ids` limits them to those flows."""
         query = select(
             runs.c.id, runs.c.flow_id, runs.c.flow_version, runs.c.lane, runs.c.status, runs.c.error,
             runs.c.started_at, runs.c.ended_at, runs.c.prefect_flow_run_id, runs.c.resumed_from,
         ).order_by(runs.c.started_at.desc()).limit(limit).offset(offset)
         if flow_id:
             query = query.where(runs.c.flow_id == flow_id)
+        if flow_ids is not None:
+            query = query.where(runs.c.flow_id.in_(list(flow_ids)))
         if status:
             query = query.where(runs.c.status == status)
         if since is not None:

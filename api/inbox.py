@@ -1,0 +1,527 @@
+"""The webhook inbox: intake (route, authenticate, parse, dedupe, commit) and the dispatcher.
+
+Every accepted delivery is committed to `webhook_events` (status `accepted`) before the HTTP
+answer. A dispatcher in each service process claims accepted events with an atomic
+conditional UPDATE (status -> `running`, `claimed_by`, `claimed_until` lease, renewed while
+the run goes on), runs them with bounded concurrency and marks them `done` or `dead` (a failed
+run; replayable). Events whose lease expired (the process died) are claimed again. Delivery to
+the flow's steps is therefore at-least-once: a run interrupted by a crash is run again from
+the start, under the same run id (the interrupted attempt is kept as a `cancelled` run).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from api.errors import error_body
+from engine.expressions import ExpressionError, compile_expression
+from engine.model import Flow
+from engine.records import RunRecord
+from engine.runtime import FlowEngine
+from engine.store import audit
+from engine.store.tables import runs, step_runs, webhook_events as events
+
+log = logging.getLogger("flowlink.inbox")
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+DEFAULT_TOKEN_HEADER = "X-Webhook-Token"
+DEFAULT_SIGNATURE_HEADER = "X-Signature"
+FINISHED = ("done", "dead")
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _fail(status: int, kind: str, message: str, **extra: Any) -> HTTPException:
+    return HTTPException(status, error_body(kind, message, **extra))
+
+
+@dataclass
+class Hook:
+    """An active webhook flow, compiled once per version."""
+
+    flow_id: str
+    version: int
+    trigger: dict[str, Any]
+    flow: Flow
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+def parse_body(raw: bytes, content_type: str) -> Any:
+    """The body as the flow sees it: JSON, form fields, XML text or raw text."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not raw:
+        return None
+    if media == "application/json" or media.endswith("+json"):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            try:
+                json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise _fail(400, "MalformedJson", "the body is not UTF-8") from None
+            except json.JSONDecodeError as exc:
+                raise _fail(400, "MalformedJson", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                            line=exc.lineno, column=exc.colno) from None
+            raise _fail(400, "MalformedJson", "malformed JSON") from None
+    text = raw.decode("utf-8", errors="replace")
+    if media == "application/x-www-form-urlencoded":
+        fields = parse_qs(text, keep_blank_values=True)
+        return {k: v[0] if len(v) == 1 else v for k, v in fields.items()}
+    if media in ("application/xml", "text/xml") or media.endswith("+xml"):
+        return {"content_type": media, "text": text}
+    return text
+
+
+def _query(request: Request) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in request.query_params.multi_items():
+        if key in out:
+            out[key] = out[key] if isinstance(out[key], list) else [out[key]]
+            out[key].append(value)
+        else:
+            out[key] = value
+    return out
+
+
+# ------------------------------------------------------------------------------ the inbox
+
+
+class Inbox:
+    """Webhook intake and the dispatcher of one service process."""
+
+    def __init__(self, engine: FlowEngine) -> None:
+        self.engine = engine
+        self.db = engine.db
+        self.max_bytes = int(_env_number("FLOWLINK_WEBHOOK_MAX_BYTES", DEFAULT_MAX_BYTES))
+        self.max_concurrent = max(1, int(_env_number("FLOWLINK_MAX_CONCURRENT_RUNS", 32)))
+        self.lease = max(1.0, _env_number("FLOWLINK_INBOX_LEASE", 30))
+        self.poll_interval = max(0.05, _env_number("FLOWLINK_INBOX_POLL", 0.5))
+        self.cache_ttl = _env_number("FLOWLINK_WEBHOOK_CACHE_TTL", 2.0)
+        self.worker_id = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._hooks: dict[str, Hook] = {}
+        self._hooks_at = 0.0  # 0: stale
+        self._generation = 0
+        self._compiled: dict[tuple[str, int], Flow] = {}
+        self._secrets: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._refresh_lock = asyncio.Lock()
+        self.inflight: dict[str, asyncio.Task[None]] = {}
+        self.waiters: dict[str, list[asyncio.Future[RunRecord]]] = {}
+        self.wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        engine.flows.listeners.append(self._flow_changed)
+
+    # -------------------------------------------------------------------- flow look-up
+
+    def _flow_changed(self, _flow_id: str) -> None:
+        self._generation += 1
+        self._hooks_at = 0.0
+
+    def _compile(self, flow_id: str, version: int, definition: dict[str, Any]) -> Flow:
+        key = (flow_id, version)
+        flow = self._compiled.get(key)
+        if flow is None:
+            flow = self._compiled[key] = self.engine.compile(definition, check_connections=False)
+        return flow
+
+    def _load_hooks(self) -> dict[str, Hook]:
+        hooks: dict[str, Hook] = {}
+        for path, definition in self.engine.flows.webhook_flows().items():
+            try:
+                flow = self._compile(definition["id"], definition.get("version", 0), definition)
+            except Exception:  # an invalid stored flow must not take every webhook down
+                log.exception("active webhook flow %s does not compile", definition.get("id"))
+                continue
+            hooks[path] = Hook(definition["id"], definition.get("version", 0), definition["trigger"], flow)
+        return hooks
+
+    async def hook(self, path: str) -> Hook | None:
+        """The active flow serving `path` (cached; refreshed on change and every few seconds)."""
+        if not self._hooks_at or time.monotonic() - self._hooks_at > self.cache_ttl:
+            async with self._refresh_lock:
+                if not self._hooks_at or time.monotonic() - self._hooks_at > self.cache_ttl:
+                    started, generation = time.monotonic(), self._generation
+                    self._hooks = await asyncio.to_thread(self._load_hooks)
+                    # a change during the load leaves the cache stale, so it reloads next time
+                    self._hooks_at = started if generation == self._generation else 0.0
+        return self._hooks.get(path)
+
+    def _secret(self, connection: str, field: str) -> str:
+        now = time.monotonic()
+        cached = self._secrets.get(connection)
+        if cached is None or now - cached[0] > 10:
+            cached = (now, self.engine.connection_store.fields(connection))
+            self._secrets[connection] = cached
+        value = cached[1].get(field)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"connection '{connection}' has no '{field}' field")
+        return value
+
+    # -------------------------------------------------------------------- intake
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise _fail(413, "PayloadTooLarge", f"the body is larger than {self.max_bytes} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise _fail(413, "PayloadTooLarge", f"the body is larger than {self.max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _authenticate(self, hook: Hook, request: Request, raw: bytes) -> set[str]:
+        """Check the webhook's auth; returns the header/query names that carried a secret."""
+        auth = hook.trigger.get("auth") or {"type": "none"}
+        kind = auth.get("type", "none")
+        if kind == "none":
+            return set()
+        field = "token" if kind == "token" else "secret"
+        try:
+            secret = await asyncio.to_thread(self._secret, auth["connection"], field)
+        except Exception as exc:  # never echo the secret; the message names only the connection
+            log.error("webhook %s: cannot read its %s: %s", hook.flow_id, field, exc)
+            raise _fail(500, "WebhookMisconfigured", f"the webhook's {field} is not available") from None
+        denied = _fail(401, "Unauthorized", "authentication failed")
+        prefix = auth.get("prefix", "")
+        if kind == "token":
+            if auth.get("query"):
+                given, carrier = request.query_params.get(auth["query"]), "query:" + auth["query"]
+            else:
+                header = auth.get("header", DEFAULT_TOKEN_HEADER)
+                given, carrier = request.headers.get(header), "header:" + header.lower()
+            if given is None or not given.startswith(prefix):
+                raise denied
+            if not hmac.compare_digest(given[len(prefix):].encode(), secret.encode()):
+                raise denied
+            return {carrier}
+        header = auth.get("header", DEFAULT_SIGNATURE_HEADER)
+        given = request.headers.get(header)
+        if given is None or not given.startswith(prefix):
+            raise denied
+        message = raw
+        if auth.get("timestamp_header"):
+            stamp = request.headers.get(auth["timestamp_header"], "")
+            try:
+                age = abs(time.time() - float(stamp))
+            except ValueError:
+                raise denied from None
+            if age > float(auth.get("tolerance", 300)):
+                raise _fail(401, "Unauthorized", "the signed timestamp is outside the allowed window")
+            message = stamp.encode() + b"." + raw
+        expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(given[len(prefix):].strip().lower().encode(), expected.encode()):
+            raise denied
+        return set()
+
+    async def intake(self, request: Request, path: str) -> JSONResponse:
+        """Handle one delivery to /hooks/{path}."""
+        hook = await self.hook(path)
+        if hook is None:
+            raise _fail(404, "NotFound", f"no active webhook at '/hooks/{path}'")
+        method = hook.trigger.get("method", "POST")
+        if request.method != method:
+            raise HTTPException(405, error_body("MethodNotAllowed", f"this webhook accepts {method}"), headers={"Allow": method})
+        raw = await self._read_body(request)
+        carriers = await self._authenticate(hook, request, raw)
+        body = parse_body(raw, request.headers.get("content-type", ""))
+        headers = {k: v for k, v in request.headers.items() if "header:" + k not in carriers}
+        query = {k: v for k, v in _query(request).items() if "query:" + k not in carriers}
+        dedupe = self._dedupe_key(hook, headers, query, body)
+        payload = {"body": body, "headers": headers, "query": query, "method": request.method, "path": path}
+        event_id, run_id, duplicate = await asyncio.to_thread(self._store, hook, path, dedupe, payload)
+        if not duplicate:
+            self.wake.set()
+        ids = {"event_id": event_id, "run_id": run_id}
+        if hook.trigger.get("respond", "immediately") == "last":
+            record = await self.wait_result(event_id, run_id, float(hook.trigger.get("response_timeout", 10)), check_first=duplicate)
+            if record is not None:
+                id_headers = {"X-Flowlink-Event-Id": event_id, "X-Flowlink-Run-Id": run_id}
+                if record.status == "succeeded":
+                    return JSONResponse(record.output, status_code=200, headers=id_headers)
+                error = record.error or {}
+                return JSONResponse(error_body("RunFailed", f"the run failed: {error.get('type')}: {error.get('message')}", **ids),
+                                    status_code=500, headers=id_headers)
+        return JSONResponse({**ids, "status": "accepted", **({"duplicate": True} if duplicate else {})}, status_code=202)
+
+    @staticmethod
+    def _dedupe_key(hook: Hook, headers: dict[str, Any], query: dict[str, Any], body: Any) -> str | None:
+        text = hook.trigger.get("dedupe_key")
+        if not text:
+            return None
+        try:
+            value = compile_expression(text).search({"headers": headers, "query": query, "body": body})
+        except ExpressionError as exc:
+            raise _fail(400, "InvalidPayload", f"the dedupe key cannot be computed: {exc}") from None
+        if value is None or value == "":
+            return None
+        key = value if isinstance(value, str) else orjson.dumps(value).decode()
+        return key if len(key) <= 200 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+    def _store(self, hook: Hook, path: str, dedupe: str | None, payload: dict[str, Any]) -> tuple[str, str, bool]:
+        """Commit the event; for a duplicate return the original's ids instead."""
+        if dedupe is not None:
+            found = self._existing(hook.flow_id, dedupe)
+            if found:
+                return found[0], found[1], True
+        event_id, run_id, now = str(uuid.uuid4()), str(uuid.uuid4()), time.time()
+        try:
+            with self.db.begin() as conn:
+                conn.execute(events.insert().values(
+                    id=event_id, flow_id=hook.flow_id, flow_version=hook.version, path=path[:200], dedupe_key=dedupe,
+                    payload=orjson.dumps(payload).decode(), status="accepted", run_id=run_id, attempts=0,
+                    received_at=now, updated_at=now))
+        except IntegrityError:  # a concurrent delivery with the same dedupe key won the race
+            found = self._existing(hook.flow_id, dedupe) if dedupe is not None else None
+            if not found:
+                raise
+            return found[0], found[1], True
+        return event_id, run_id, False
+
+    def _existing(self, flow_id: str, dedupe: str) -> tuple[str, str] | None:
+        with self.db.connect() as conn:
+            row = conn.execute(select(events.c.id, events.c.run_id).where(
+                events.c.flow_id == flow_id, events.c.dedupe_key == dedupe)).first()
+        return (row[0], row[1]) if row else None
+
+    async def wait_result(self, event_id: str, run_id: str, timeout: float, check_first: bool = False) -> RunRecord | None:
+        """The finished run of an event, or None if it takes longer than `timeout` (or was not run)."""
+        future: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
+        self.waiters.setdefault(event_id, []).append(future)
+        deadline = time.monotonic() + timeout
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not check_first:
+                    done, _ = await asyncio.wait({future}, timeout=min(0.5, left))
+                    if done:
+                        return None if future.exception() else future.result()
+                check_first = False
+                # run by another process (or earlier, for a duplicate): look in the database
+                if await asyncio.to_thread(self._status, event_id) in FINISHED:
+                    await asyncio.to_thread(self.engine.flush)
+                    return await asyncio.to_thread(self.engine.runs.get, run_id)
+            return None
+        finally:
+            waiting = self.waiters.get(event_id, [])
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                self.waiters.pop(event_id, None)
+
+    def _status(self, event_id: str) -> str | None:
+        with self.db.connect() as conn:
+            return conn.execute(select(events.c.status).where(events.c.id == event_id)).scalar()
+
+    # -------------------------------------------------------------------- dispatcher
+
+    async def start(self) -> None:
+        """Start claiming events (including those a dead process left behind)."""
+        self._tasks = [asyncio.create_task(self._dispatch(), name="inbox-dispatch"),
+                       asyncio.create_task(self._heartbeat(), name="inbox-heartbeat")]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let in-flight runs finish (bounded); hand the rest back to the inbox."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.inflight:
+            await asyncio.wait(list(self.inflight.values()), timeout=grace)
+        left = list(self.inflight)
+        for task in list(self.inflight.values()):
+            task.cancel()
+        if self.inflight:
+            await asyncio.gather(*self.inflight.values(), return_exceptions=True)
+        if left:
+            await asyncio.to_thread(self._release, left)
+
+    def _release(self, ids: list[str]) -> None:
+        with self.db.begin() as conn:
+            conn.execute(update(events).where(events.c.id.in_(ids), events.c.claimed_by == self.worker_id,
+                                              events.c.status == "running")
+                         .values(status="accepted", claimed_by=None, claimed_until=None, updated_at=time.time()))
+
+    async def _dispatch(self) -> None:
+        while not self._stopping:
+            self.wake.clear()
+            free = self.max_concurrent - len(self.inflight)
+            claimed: list[Any] = []
+            if free > 0:
+                try:
+                    claimed = await asyncio.to_thread(self._claim, min(free, 100))
+                except Exception:
+                    log.exception("claiming webhook events failed")
+                for row in claimed:
+                    self.inflight[row.id] = asyncio.create_task(self._execute(row), name=f"event-{row.id}")
+                if claimed and len(self.inflight) < self.max_concurrent:
+                    continue  # there may be more waiting
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    def _claimable(self, now: float) -> Any:
+        return or_(events.c.status == "accepted", and_(events.c.status == "running", events.c.claimed_until < now))
+
+    def _claim(self, limit: int) -> list[Any]:
+        """Claim up to `limit` events with conditional UPDATEs (only one process wins each)."""
+        now = time.time()
+        with self.db.begin() as conn:
+            ids = conn.execute(select(events.c.id).where(self._claimable(now))
+                               .order_by(events.c.received_at).limit(limit)).scalars().all()
+            won = []
+            for event_id in ids:
+                changed = conn.execute(update(events).where(events.c.id == event_id, self._claimable(now)).values(
+                    status="running", claimed_by=self.worker_id, claimed_until=now + self.lease,
+                    attempts=events.c.attempts + 1, updated_at=now)).rowcount
+                if changed == 1:
+                    won.append(event_id)
+            if not won:
+                return []
+            return list(conn.execute(select(events.c.id, events.c.flow_id, events.c.flow_version, events.c.payload,
+                                            events.c.run_id, events.c.attempts).where(events.c.id.in_(won))
+                                     .order_by(events.c.received_at)).all())
+
+    async def _heartbeat(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.lease / 3)
+            if not self.inflight:
+                continue
+            try:
+                await asyncio.to_thread(self._renew)
+            except Exception:
+                log.exception("renewing webhook event leases failed")
+
+    def _renew(self) -> None:
+        with self.db.begin() as conn:
+            conn.execute(update(events).where(events.c.claimed_by == self.worker_id, events.c.status == "running")
+                         .values(claimed_until=time.time() + self.lease))
+
+    def _flow_of(self, flow_id: str, version: int | None) -> Flow | None:
+        found = self.engine.flows.get(flow_id, version)
+        if found is None:
+            return None
+        return self._compile(flow_id, found.version, found.definition)
+
+    def _previous_attempt(self, run_id: str) -> RunRecord | None:
+        """After an interruption: the finished run if it did finish, else None (its partial
+        record is kept under a new id as `cancelled`, so the event can run again under `run_id`)."""
+        self.engine.flush()
+        with self.db.begin() as conn:
+            status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+            if status is None:
+                return None
+            if status in ("succeeded", "failed"):
+                return self.engine.runs.get(run_id)
+            moved = str(uuid.uuid4())
+            error = {"type": "Interrupted", "message": f"the service stopped during this run; it was run again as {run_id}"}
+            conn.execute(update(runs).where(runs.c.id == run_id).values(
+                id=moved, status="cancelled", error=orjson.dumps(error).decode(), ended_at=time.time()))
+            conn.execute(update(step_runs).where(step_runs.c.run_id == run_id).values(run_id=moved))
+        return None
+
+    async def _execute(self, row: Any) -> None:
+        record: RunRecord | None = None
+        error: str | None = None
+        try:
+            if row.attempts > 1:
+                record = await asyncio.to_thread(self._previous_attempt, row.run_id)
+            if record is None:
+                flow = await asyncio.to_thread(self._flow_of, row.flow_id, row.flow_version)
+                if flow is None:
+                    error = f"flow '{row.flow_id}' version {row.flow_version} no longer exists"
+                else:
+                    record = await self.engine.run(flow, orjson.loads(row.payload), run_id=row.run_id)
+                    await asyncio.to_thread(self.engine.flush)  # the run is committed before the event is done
+            if record is not None and record.status != "succeeded":
+                err = record.error or {}
+                error = f"{err.get('type')}: {err.get('message')}"
+            await asyncio.to_thread(self._finish, row.id, "done" if error is None else "dead", error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("webhook event %s failed", row.id)
+            error = f"{type(exc).__name__}: {exc}"
+            try:
+                await asyncio.to_thread(self._finish, row.id, "dead", error)
+            except Exception:
+                log.exception("marking webhook event %s failed", row.id)
+        finally:
+            self.inflight.pop(row.id, None)
+            self.wake.set()
+            for future in self.waiters.pop(row.id, []):
+                if not future.done():
+                    if record is not None:
+                        future.set_result(record)
+                    else:
+                        future.set_exception(RuntimeError(error or "the event was not run"))
+
+    def _finish(self, event_id: str, status: str, error: str | None) -> None:
+        with self.db.begin() as conn:
+            conn.execute(update(events).where(events.c.id == event_id, events.c.claimed_by == self.worker_id).values(
+                status=status, last_error=error, claimed_until=None, updated_at=time.time()))
+
+    # -------------------------------------------------------------------- queries for the API
+
+    def list_events(self, status: str | None, flow_id: str | None, limit: int, offset: int) -> dict[str, Any]:
+        """Events newest first (without payloads) and the queue depth."""
+        query = select(*[c for c in events.c if c.name != "payload"]).order_by(events.c.received_at.desc()).limit(limit).offset(offset)
+        if status:
+            query = query.where(events.c.status == status)
+        if flow_id:
+            query = query.where(events.c.flow_id == flow_id)
+        with self.db.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings().all()]
+            counts = dict(conn.execute(select(events.c.status, func.count()).group_by(events.c.status)).all())
+        return {"queue": {"depth": counts.get("accepted", 0), "running": counts.get("running", 0),
+                          "dead": counts.get("dead", 0), "in_flight_here": len(self.inflight),
+                          "max_concurrent": self.max_concurrent},
+                "events": rows}
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        with self.db.connect() as conn:
+            row = conn.execute(select(events).where(events.c.id == event_id)).mappings().first()
+        if row is None:
+            return None
+        return {**row, "payload": orjson.loads(row["payload"])}
+
+    def replay(self, event_id: str, actor: str) -> dict[str, Any] | None:
+        """Queue a finished event again under a new run id; None if unknown, {} if still queued/running."""
+        run_id, now = str(uuid.uuid4()), time.time()
+        with self.db.begin() as conn:
+            row = conn.execute(select(events.c.status, events.c.run_id).where(events.c.id == event_id)).first()
+            if row is None:
+                return None
+            changed = conn.execute(update(events).where(events.c.id == event_id, events.c.status.in_(("done", "dead", "failed")))
+                                   .values(status="accepted", run_id=run_id, attempts=0, last_error=None, claimed_by=None,
+                                           claimed_until=None, updated_at=now)).rowcount
+            if not changed:
+                return {}
+            audit.record(conn, actor, "event.replay", "webhook_event", event_id,
+                         before={"status": row.status, "run_id": row.run_id}, after={"status": "accepted", "run_id": run_id})
+        self.wake.set()
+        return {"event_id": event_id, "run_id": run_id, "status": "accepted"}
