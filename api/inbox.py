@@ -132,6 +132,7 @@ class Inbox:
         self.wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        self.metrics: Any = None  # api.metrics.Metrics, set by the service: counts deliveries
         engine.flows.listeners.append(self._flow_changed)
 
     # -------------------------------------------------------------------- flow look-up
@@ -254,6 +255,8 @@ class Inbox:
         dedupe = self._dedupe_key(hook, headers, query, body)
         payload = {"body": body, "headers": headers, "query": query, "method": request.method, "path": path}
         event_id, run_id, duplicate = await asyncio.to_thread(self._store, hook, path, dedupe, payload)
+        if self.metrics is not None:
+            self.metrics.webhook(hook.flow_id, "duplicate" if duplicate else "accepted")
         if not duplicate:
             self.wake.set()
         ids = {"event_id": event_id, "run_id": run_id}

@@ -9,7 +9,8 @@ from fastapi import Depends, FastAPI
 
 from api import errors
 from api.deps import authorize
-from api.routers import api_keys, audit, auth, events, flows, health, hooks, runs, users
+from api.routers import api_keys, audit, auth, events, flows, health, hooks, runs, steps, users
+from api.routers import connections, connectors, metrics
 from api.state import ServiceState
 from engine.runtime import FlowEngine
 from engine.users import first_start
@@ -28,14 +29,17 @@ def create_app(database_url: str | None = None, load_examples: bool = False) -> 
         first_start(state.users)  # no user yet: create `admin` (FLOWLINK_ADMIN_PASSWORD or a printed one-time password)
         app.state.flowlink = state
         await state.inbox.start()
+        await state.scheduler.start()
         yield
         await state.close()
 
     app = FastAPI(title="Flowlink", version="0.1.0", openapi_url="/api/openapi.json", docs_url="/api/docs", lifespan=lifespan)
     errors.install(app)
     # every /api router is checked by `authorize` against api/permissions.py (public routes included there)
-    for module in (health, auth, flows, runs, events, users, api_keys, audit):
+    for module in (health, auth, flows, runs, events, users, api_keys, audit, steps, connections, connectors):
         app.include_router(module.router, dependencies=[Depends(authorize)])
     # /hooks: each webhook authenticates its caller itself (token/HMAC from the flow's trigger), not as a user
     app.include_router(hooks.router)
+    # /metrics: Prometheus text format, public like /api/health (put it behind your network policy)
+    app.include_router(metrics.router)
     return app

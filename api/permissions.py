@@ -47,6 +47,27 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/api/users/{user_id}"): "admin",
     ("POST", "/api/users/{user_id}/password"): "admin",
     ("GET", "/api/audit"): "admin",
+    # flows and runs: history, recovery, import/export (Flowlink API helper)
+    ("GET", "/api/flows/{flow_id}/diff"): "viewer",
+    ("GET", "/api/flows/{flow_id}/export"): "viewer",
+    ("POST", "/api/flows/import"): "editor",
+    ("POST", "/api/flows/{flow_id}/rollback"): "editor",
+    ("DELETE", "/api/flows/{flow_id}"): "editor",
+    ("POST", "/api/steps/test"): "editor",
+    ("POST", "/api/runs/{run_id}/cancel"): "operator",
+    ("POST", "/api/runs/{run_id}/retry"): "operator",
+    ("POST", "/api/runs/retry"): "operator",
+    # connections (credentials: secret values are write-only) and the connector catalog
+    ("GET", "/api/connections"): "viewer",
+    ("GET", "/api/connections/{name}"): "viewer",
+    ("POST", "/api/connections"): "editor",
+    ("PATCH", "/api/connections/{name}"): "editor",
+    ("DELETE", "/api/connections/{name}"): "editor",
+    ("POST", "/api/connections/{name}/test"): "editor",
+    ("POST", "/api/connections/rotate-keys"): "admin",
+    ("GET", "/api/connectors"): "viewer",
+    ("GET", "/api/connectors/{name}"): "viewer",
+    ("POST", "/api/connectors/{name}/options"): "editor",
 }
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 
 from api.inbox import Inbox
+from api.metrics import Metrics, MetricsRecorder
+from api.scheduler import Scheduler
 from engine.model import Flow
 from engine.records import RunRecord
 from engine.runtime import FlowEngine, FlowInvalid
@@ -24,17 +26,26 @@ class ServiceState:
         self.engine = engine
         self.users = UserStore(engine.db)
         self.tasks: set[asyncio.Task[RunRecord]] = set()
+        self.metrics = Metrics()
+        engine.metrics_recorder = MetricsRecorder(self.metrics)
         self.inbox = Inbox(engine)
+        self.inbox.metrics = self.metrics
+        self.scheduler = Scheduler(engine)  # schedules and polls of active flows
 
-    def start_run(self, flow: Flow, trigger: Any, actor: str) -> tuple[str, asyncio.Task[RunRecord]]:
-        """Start a run in the background; the task is kept until it ends."""
+    def start_run(self, flow: Flow, trigger: Any, actor: str, **kwargs: Any) -> tuple[str, asyncio.Task[RunRecord]]:
+        """Start a run in the background (`kwargs`: prior_steps, start_at, resumed_from); kept until it ends."""
         import uuid
 
         run_id = str(uuid.uuid4())
-        task = asyncio.create_task(self.engine.run(flow, trigger, run_id=run_id), name=f"run-{run_id}")
+        task = asyncio.create_task(self.engine.run(flow, trigger, run_id=run_id, **kwargs), name=f"run-{run_id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return run_id, task
+
+    def running_task(self, run_id: str) -> asyncio.Task[RunRecord] | None:
+        """The unfinished task of a run this service started, if any."""
+        name = f"run-{run_id}"
+        return next((t for t in self.tasks if t.get_name() == name and not t.done()), None)
 
     def load_examples(self, folder: Path, actor: str = "system") -> int:
         """Store every flow in `folder` that is not stored yet; returns how many were added."""
@@ -54,6 +65,7 @@ class ServiceState:
 
     async def close(self) -> None:
         """Let in-flight runs finish (bounded), hand unfinished webhook events back, flush history."""
+        await self.scheduler.stop()
         await self.inbox.stop()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=30)

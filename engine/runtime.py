@@ -48,6 +48,8 @@ class FlowEngine:
         # by all runs of this process and, through the database, by every worker process
         self.token_cache = TokenCache(self.db, keyring=self.connection_store.keyring)
         self.rate_limiter = RateLimiter(self.db)
+        #: an extra recorder every run also reports to (the service's metrics); needs `watch(run_id, flow)`
+        self.metrics_recorder: Any = None
 
     def compile(self, definition: dict[str, Any], check_connections: bool = True) -> Flow:
         """Validate and compile a definition; raise FlowInvalid with every issue."""
@@ -72,6 +74,9 @@ class FlowEngine:
         lane = lane or flow.lane
         run_id = run_id or str(uuid.uuid4())
         recorder: Recorder = FanOutRecorder(self.recorder, observer) if observer else self.recorder
+        if self.metrics_recorder is not None:
+            self.metrics_recorder.watch(run_id, flow)
+            recorder = FanOutRecorder(recorder, self.metrics_recorder)
         if lane == "tracked":
             from engine.tracked import run_tracked  # imports Prefect's flow machinery only when used
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query
+import difflib
+
+import jsonpatch
+import orjson
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.deps import get_state, user_of
@@ -20,6 +25,12 @@ router = APIRouter(prefix="/api/flows", tags=["flows"])
 
 class FlowOwner(BaseModel):
     owner: str | None = Field(None, max_length=100, description="A team name; null: no owner (only unscoped users see it).")
+
+
+class FlowRollback(BaseModel):
+    to_version: int = Field(..., ge=1)
+    expected_version: int = Field(..., ge=1, description="The current version the caller saw (409 if the flow moved on).")
+    message: str = ""
 
 
 class FlowSave(BaseModel):
@@ -52,10 +63,64 @@ def validate(definition: Any = Body(...), state: ServiceState = Depends(get_stat
 
 
 @router.get("")
-def list_flows(state: ServiceState = Depends(get_state), user: User = Depends(user_of)) -> list[dict[str, Any]]:
-    """Every flow's id, name, current version and status (only the user's team's flows if it has one)."""
+def list_flows(
+    response: Response,
+    q: str | None = Query(None, max_length=200, description="Case-insensitive text in the flow's id or name."),
+    active: bool | None = None,
+    tag: str | None = Query(None, max_length=100, description="Only flows whose current definition has this tag."),
+    limit: int | None = Query(None, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    state: ServiceState = Depends(get_state),
+    user: User = Depends(user_of),
+) -> list[dict[str, Any]]:
+    """Flows by id (id, name, current version, status), filtered and paged; the X-Total-Count header has the filtered
+    total. A user with a team sees only that team's flows; deleted flows are hidden."""
     team = user.scoped_team
-    return [f for f in state.engine.flows.list() if team is None or f.get("owner") == team]
+    found = [f for f in state.engine.flows.list() if team is None or f.get("owner") == team]
+    if q:
+        needle = q.lower()
+        found = [f for f in found if needle in f["id"].lower() or needle in (f.get("name") or "").lower()]
+    if active is not None:
+        found = [f for f in found if bool(f["active"]) == active]
+    if tag is not None:
+        definitions = state.engine.flows.current_definitions()
+        found = [f for f in found if tag in (definitions.get(f["id"], {}).get("tags") or [])]
+    response.headers["X-Total-Count"] = str(len(found))
+    return found[offset:None if limit is None else offset + limit]
+
+
+@router.post("/import")
+def import_flow(
+    body: Any = Body(..., description="A flow definition, or {definition, expected_version?, message?}."),
+    expected_version: int | None = Query(None, ge=1, description="Update this version of an existing flow (else: create)."),
+    message: str = Query("", max_length=500),
+    state: ServiceState = Depends(get_state),
+    user: User = Depends(user_of),
+) -> Response:
+    """Import an exported definition: validated, then created (201) or, with `expected_version`, saved as the flow's
+    next version (200); 409 if the id exists without `expected_version` or the flow moved on."""
+    if isinstance(body, dict) and isinstance(body.get("definition"), dict):
+        expected_version = body.get("expected_version", expected_version)
+        message = body.get("message") or message
+        body = body["definition"]
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise HTTPException(422, error_body("InvalidRequest", "send a flow definition (an object with an id)"))
+    definition = {k: v for k, v in body.items() if k != "version"}
+    state.engine.compile(definition)
+    flow_id = definition["id"]
+    exists, _owner = state.users.flow_owner(flow_id)
+    if expected_version is not None:
+        if not exists:
+            raise _not_found(flow_id)
+        check_visible(state, user, flow_id)
+    saved = state.engine.flows.save(definition, user.username, message or "imported", expected_version=expected_version)
+    if not exists and user.scoped_team:
+        state.users.set_flow_owner(flow_id, user.scoped_team, user.username)
+    with state.engine.db.begin() as conn:
+        audit.record(conn, user.username, "flow.import", "flow", flow_id,
+                     details={"version": saved.version, "created": not exists})
+    return JSONResponse({"id": saved.flow_id, "version": saved.version, "created": not exists, "definition": saved.definition},
+                        status_code=201 if not exists else 200)
 
 
 @router.post("", status_code=201)
@@ -122,7 +187,7 @@ async def start_run(
     await asyncio.to_thread(_audit_run, state, user.username, run_id, flow_id, found.version)
     if wait:
         done, _ = await asyncio.wait({task}, timeout=wait)
-        if done:
+        if done and not task.cancelled():
             return task.result().to_dict(with_steps=False)
     return {"id": run_id, "flow_id": flow_id, "status": "running"}
 
@@ -162,3 +227,72 @@ def set_owner(flow_id: str, body: FlowOwner, state: ServiceState = Depends(get_s
         raise _not_found(flow_id)
     state.users.set_flow_owner(flow_id, body.owner or None, user.username)
     return {"id": flow_id, "owner": body.owner or None}
+
+
+def _content(definition: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition without the `version` the store stamps on it."""
+    return {k: v for k, v in definition.items() if k != "version"}
+
+
+@router.get("/{flow_id}/diff")
+def diff(
+    flow_id: str,
+    from_version: int = Query(..., alias="from", ge=1),
+    to_version: int | None = Query(None, alias="to", ge=1, description="Default: the current version."),
+    state: ServiceState = Depends(get_state),
+    user: User = Depends(user_of),
+) -> dict[str, Any]:
+    """What changed between two versions: RFC 6902 operations (`patch`, from -> to) and a unified diff of the
+    pretty-printed JSON (`text`). The store's `version` field is left out of both."""
+    check_visible(state, user, flow_id)
+    old = state.engine.flows.get(flow_id, from_version)
+    new = state.engine.flows.get(flow_id, to_version)
+    if old is None or new is None:
+        raise HTTPException(404, error_body("NotFound", f"flow '{flow_id}' has no version {from_version if old is None else to_version}"))
+    before, after = _content(old.definition), _content(new.definition)
+    pretty = lambda d: orjson.dumps(d, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode().splitlines(keepends=True)  # noqa: E731
+    text = "".join(difflib.unified_diff(pretty(before), pretty(after), f"{flow_id}@{old.version}", f"{flow_id}@{new.version}"))
+    return {"id": flow_id, "from": old.version, "to": new.version, "patch": jsonpatch.make_patch(before, after).patch, "text": text}
+
+
+@router.post("/{flow_id}/rollback")
+def rollback(flow_id: str, body: FlowRollback, state: ServiceState = Depends(get_state),
+             user: User = Depends(user_of)) -> dict[str, Any]:
+    """Save version `to_version`'s definition as the flow's NEW current version (history is never rewritten);
+    `expected_version` must be the current one (else 409). Audited as flow.update and flow.rollback."""
+    check_visible(state, user, flow_id)
+    old = state.engine.flows.get(flow_id, body.to_version)
+    if old is None:
+        raise HTTPException(404, error_body("NotFound", f"flow '{flow_id}' has no version {body.to_version}"))
+    definition = _content(old.definition)
+    state.engine.compile(definition)
+    saved = state.engine.flows.save(definition, user.username, body.message or f"rollback to version {body.to_version}",
+                                    expected_version=body.expected_version)
+    with state.engine.db.begin() as conn:
+        audit.record(conn, user.username, "flow.rollback", "flow", flow_id,
+                     details={"to_version": body.to_version, "from_version": body.expected_version, "version": saved.version})
+    return {"id": saved.flow_id, "version": saved.version, "rolled_back_to": body.to_version, "definition": saved.definition}
+
+
+@router.delete("/{flow_id}")
+def delete_flow(flow_id: str, state: ServiceState = Depends(get_state), user: User = Depends(user_of)) -> dict[str, Any]:
+    """Soft-delete: the flow is deactivated and hidden from list and get; its versions and runs are kept (audited as
+    flow.delete)."""
+    check_visible(state, user, flow_id)
+    deleted_at = state.engine.flows.delete(flow_id, user.username)
+    if deleted_at is None:
+        raise _not_found(flow_id)
+    return {"id": flow_id, "deleted_at": deleted_at, "active": False}
+
+
+@router.get("/{flow_id}/export")
+def export(flow_id: str, version: int | None = Query(None, ge=1), state: ServiceState = Depends(get_state),
+           user: User = Depends(user_of)) -> Response:
+    """The current (or a given) version's definition as a JSON download, ready for POST /api/flows/import."""
+    check_visible(state, user, flow_id)
+    found = state.engine.flows.get(flow_id, version)
+    if found is None:
+        raise _not_found(flow_id)
+    data = orjson.dumps(_content(found.definition), option=orjson.OPT_INDENT_2) + b"\n"
+    return Response(data, media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{flow_id}.v{found.version}.json"', "X-Flow-Version": str(found.version)})

@@ -1,7 +1,7 @@
 """Webhook intake: /hooks/{path}, authenticated per webhook (not by the /api auth)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import get_state
@@ -16,7 +16,13 @@ async def receive(path: str, request: Request, state: ServiceState = Depends(get
     The event is committed to the inbox before the answer: 202 `{event_id, run_id}`, or with
     `respond: last` 200 and the flow's output when the run ends within `response_timeout`.
     """
-    return await state.inbox.intake(request, path)
+    try:
+        return await state.inbox.intake(request, path)
+    except HTTPException:
+        if state.inbox.metrics is not None:  # not found, wrong method, unauthenticated, too large, malformed
+            hook = state.inbox._hooks.get(path)
+            state.inbox.metrics.webhook(hook.flow_id if hook is not None else "", "rejected")
+        raise
 
 
 for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):  # one route per method: distinct OpenAPI operation ids

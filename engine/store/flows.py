@@ -168,3 +168,28 @@ class FlowStore:
         """How many flows exist (deleted ones excluded)."""
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(flows).where(flows.c.deleted_at.is_(None))).scalar_one()
+
+    def current_definitions(self) -> dict[str, dict[str, Any]]:
+        """Flow id -> current definition of every flow that is not deleted (one query)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(flows.c.id, flow_versions.c.definition).join(
+                flow_versions, (flow_versions.c.flow_id == flows.c.id) & (flow_versions.c.version == flows.c.current_version))
+                .where(flows.c.deleted_at.is_(None))).all()
+        return {r[0]: orjson.loads(r[1]) for r in rows}
+
+    def delete(self, flow_id: str, actor: str) -> float | None:
+        """Soft-delete a flow (audited as flow.delete): deactivated, hidden from get/list, versions and runs kept.
+
+        Returns the deletion time, or None if there is no such (undeleted) flow.
+        """
+        now = time.time()
+        with self.engine.begin() as conn:
+            head = conn.execute(select(flows.c.active, flows.c.current_version).where(
+                flows.c.id == flow_id, flows.c.deleted_at.is_(None)).with_for_update()).first()
+            if head is None:
+                return None
+            conn.execute(update(flows).where(flows.c.id == flow_id).values(deleted_at=now, active=False, updated_at=now))
+            audit.record(conn, actor, "flow.delete", "flow", flow_id, before={"active": bool(head.active), "deleted_at": None},
+                         after={"active": False, "deleted_at": now}, details={"version": head.current_version})
+        self._changed(flow_id)
+        return now
