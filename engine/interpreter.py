@@ -194,6 +194,16 @@ class Interpreter:
         self.recorder.run_finished(run)
         return run
 
+    async def run_step(self, flow: Flow, step: Step, scope: dict[str, Any], run: RunRecord) -> str | None:
+        """Run one step on its own against a prepared context (the editor's "test step").
+
+        `scope` is the run context (`trigger`, `vars`, `steps`, ...). The step's record goes to
+        the recorder under `run`; a failure its catch does not handle raises StepError.
+        Returns the id of the step that would come next.
+        """
+        next_step, _ = await self._run_step(_RunState(run=run, flow=flow), step, scope, "", None)
+        return next_step
+
     def _finish_early(self, run: RunRecord, err: StepError) -> RunRecord:
         run.status, run.error, run.ended_at = "failed", err.to_dict(), time.time()
         self.recorder.run_started(run)

@@ -60,3 +60,22 @@ def test_manual_run_and_history(client: TestClient) -> None:
     assert client.get("/api/runs/nope").status_code == 404
     assert client.get("/api/runs", params={"status": "weird"}).status_code == 422
     assert client.post("/api/flows/missing/runs", json={}).status_code == 404
+
+
+def test_the_service_runs_schedules_of_active_flows(client: TestClient) -> None:
+    """`flowlink serve`'s app starts the scheduler: an activated schedule flow runs on its own."""
+    import time
+
+    flow = {"id": "every-second", "name": "every second", "execution": {"lane": "event"},
+            "trigger": {"type": "schedule", "cron": "* * * * * *", "timezone": "Asia/Shanghai"},
+            "steps": [{"id": "tick", "type": "set", "value": "tick"}]}
+    assert client.post("/api/flows", json={"definition": flow}).status_code == 201
+    assert client.get("/api/runs", params={"flow_id": "every-second"}).json() == []  # not active yet
+    assert client.post("/api/flows/every-second/activate").status_code == 200
+    deadline = time.time() + 8
+    runs: list = []
+    while time.time() < deadline and len(runs) < 2:
+        time.sleep(0.25)
+        runs = client.get("/api/runs", params={"flow_id": "every-second"}).json()
+    assert len(runs) >= 2 and all(r["status"] == "succeeded" for r in runs)
+    assert client.post("/api/flows/every-second/deactivate").status_code == 200

@@ -14,7 +14,7 @@ from api.errors import error_body
 from api.routers.flows import check_visible
 from api.state import ServiceState
 from engine.errors import StepError, error_from_exception
-from engine.interpreter import Interpreter, _RunState
+from engine.interpreter import Interpreter
 from engine.model import Graph, Step
 from engine.records import MemoryRecorder, RunRecord
 from engine.store import audit
@@ -97,7 +97,7 @@ async def test_step(body: StepTest, state: ServiceState = Depends(get_state), us
     next_step: str | None = None
     try:
         async with asyncio.timeout(TEST_TIMEOUT):
-            next_step, _ = await interpreter._run_step(_RunState(run=run, flow=flow), step, scope, "", None)
+            next_step = await interpreter.run_step(flow, step, scope, run)
     except StepError as err:
         error = err.to_dict()
     except TimeoutError:
