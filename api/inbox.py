@@ -25,11 +25,13 @@ from urllib.parse import parse_qs
 
 import orjson
 from fastapi import HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import error_body
+from connectors.sdk.triggers import RequestInfo, WebhookRejected, WebhookResponse, WebhookTrigger
+from engine.errors import StepError
 from engine.expressions import ExpressionError, compile_expression
 from engine.model import Flow
 from engine.records import RunRecord
@@ -64,6 +66,7 @@ class Hook:
     version: int
     trigger: dict[str, Any]
     flow: Flow
+    callback: WebhookTrigger | None = None  # a connector's callback trigger (`<connector>.<name>`)
 
 
 # ------------------------------------------------------------------------------ parsing
@@ -104,6 +107,24 @@ def _query(request: Request) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def _bounded_key(key: str | None) -> str | None:
+    """A dedupe key that fits the column (long ones are hashed)."""
+    if key is None or key == "":
+        return None
+    return key if len(key) <= 200 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def to_response(answer: WebhookResponse) -> Response:
+    """A connector's WebhookResponse as an HTTP response: text/bytes as is, anything else JSON."""
+    headers = dict(answer.headers)
+    if isinstance(answer.body, (str, bytes)):
+        media = headers.pop("content-type", None) or headers.pop("Content-Type", None) or "text/plain; charset=utf-8"
+        return Response(answer.body, status_code=answer.status, headers=headers, media_type=media)
+    if answer.body is None:
+        return Response(b"", status_code=answer.status, headers=headers)
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
 # ------------------------------------------------------------------------------ the inbox
@@ -156,8 +177,22 @@ class Inbox:
             except Exception:  # an invalid stored flow must not take every webhook down
                 log.exception("active webhook flow %s does not compile", definition.get("id"))
                 continue
-            hooks[path] = Hook(definition["id"], definition.get("version", 0), definition["trigger"], flow)
+            callback = self._callback_trigger(definition["trigger"]["type"])
+            if callback is False:
+                log.error("active flow %s: '%s' is not an installed webhook trigger", definition["id"], definition["trigger"]["type"])
+                continue
+            hooks[path] = Hook(definition["id"], definition.get("version", 0), definition["trigger"], flow, callback or None)
         return hooks
+
+    def _callback_trigger(self, kind: str) -> WebhookTrigger | None | bool:
+        """The connector trigger a `<connector>.<name>` type names (None for plain webhooks,
+        False when it is not an installed webhook trigger)."""
+        if kind == "webhook":
+            return None
+        name, _, trigger_name = kind.partition(".")
+        connector = self.engine.registry.connectors.get(name)
+        found = (getattr(connector, "triggers", None) or {}).get(trigger_name)
+        return found if isinstance(found, WebhookTrigger) else False
 
     async def hook(self, path: str) -> Hook | None:
         """The active flow serving `path` (cached; refreshed on change and every few seconds)."""
@@ -170,13 +205,17 @@ class Inbox:
                     self._hooks_at = started if generation == self._generation else 0.0
         return self._hooks.get(path)
 
-    def _secret(self, connection: str, field: str) -> str:
+    def _connection(self, connection: str) -> dict[str, Any]:
+        """A connection's decrypted fields, cached for a few seconds (rotation shows within 10 s)."""
         now = time.monotonic()
         cached = self._secrets.get(connection)
         if cached is None or now - cached[0] > 10:
             cached = (now, self.engine.connection_store.fields(connection))
             self._secrets[connection] = cached
-        value = cached[1].get(field)
+        return cached[1]
+
+    def _secret(self, connection: str, field: str) -> str:
+        value = self._connection(connection).get(field)
         if not isinstance(value, str) or not value:
             raise ValueError(f"connection '{connection}' has no '{field}' field")
         return value
@@ -239,11 +278,13 @@ class Inbox:
             raise denied
         return set()
 
-    async def intake(self, request: Request, path: str) -> JSONResponse:
+    async def intake(self, request: Request, path: str) -> Response:
         """Handle one delivery to /hooks/{path}."""
         hook = await self.hook(path)
         if hook is None:
             raise _fail(404, "NotFound", f"no active webhook at '/hooks/{path}'")
+        if hook.callback is not None:
+            return await self._intake_callback(hook, request, path)
         method = hook.trigger.get("method", "POST")
         if request.method != method:
             raise HTTPException(405, error_body("MethodNotAllowed", f"this webhook accepts {method}"), headers={"Allow": method})
@@ -271,6 +312,51 @@ class Inbox:
                                     status_code=500, headers=id_headers)
         return JSONResponse({**ids, "status": "accepted", **({"duplicate": True} if duplicate else {})}, status_code=202)
 
+    async def _intake_callback(self, hook: Hook, request: Request, path: str) -> Response:
+        """A connector's callback: the trigger verifies, answers handshakes and parses events;
+        each event is committed (deduplicated by the trigger's key) before the acknowledgement."""
+        assert hook.callback is not None
+        raw = await self._read_body(request)
+        connection = None
+        if hook.trigger.get("connection"):
+            try:
+                connection = dict(await asyncio.to_thread(self._connection, hook.trigger["connection"]))
+            except Exception as exc:
+                log.error("callback flow %s: cannot read connection '%s': %s", hook.flow_id, hook.trigger["connection"], exc)
+                raise _fail(500, "WebhookMisconfigured", f"the callback's connection '{hook.trigger['connection']}' is not available") from None
+        info = RequestInfo(method=request.method, path=path, headers=dict(request.headers), query=dict(request.query_params),
+                           body=raw, connection=connection, config=dict(hook.trigger.get("config") or {}))
+        try:
+            result = await hook.callback.handle(info)
+        except WebhookRejected as exc:
+            await asyncio.to_thread(self._audit_rejection, hook, path, str(exc), request.client.host if request.client else None)
+            raise _fail(401, "WebhookRejected", str(exc)) from None
+        except StepError as exc:  # InvalidInput from parse: a malformed delivery
+            raise _fail(400, "InvalidPayload", str(exc)) from None
+        if result.handshake:
+            return to_response(result.response)
+        stored = [await asyncio.to_thread(self._store, hook, path, _bounded_key(hook.callback.event_key(event)), event)
+                  for event in result.events]
+        fresh = [ids for ids in stored if not ids[2]]
+        if self.metrics is not None:
+            for ids in stored:
+                self.metrics.webhook(hook.flow_id, "duplicate" if ids[2] else "accepted")
+        if fresh:
+            self.wake.set()
+        if hook.trigger.get("respond", "immediately") == "last" and len(stored) == 1:
+            event_id, run_id, duplicate = stored[0]
+            record = await self.wait_result(event_id, run_id, float(hook.trigger.get("response_timeout", 4)), check_first=duplicate)
+            if record is not None and record.status == "succeeded":
+                reply = await hook.callback.reply_response(info, record.output)
+                if reply is not None:
+                    return to_response(reply)
+        return to_response(result.response)
+
+    def _audit_rejection(self, hook: Hook, path: str, reason: str, remote: str | None) -> None:
+        with self.db.begin() as conn:
+            audit.record(conn, f"webhook:{path.partition('/')[0]}", "webhook.rejected", "flow", hook.flow_id,
+                         details={"path": f"/hooks/{path}", "reason": reason[:500], "remote": remote})
+
     @staticmethod
     def _dedupe_key(hook: Hook, headers: dict[str, Any], query: dict[str, Any], body: Any) -> str | None:
         text = hook.trigger.get("dedupe_key")
@@ -282,8 +368,7 @@ class Inbox:
             raise _fail(400, "InvalidPayload", f"the dedupe key cannot be computed: {exc}") from None
         if value is None or value == "":
             return None
-        key = value if isinstance(value, str) else orjson.dumps(value).decode()
-        return key if len(key) <= 200 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        return _bounded_key(value if isinstance(value, str) else orjson.dumps(value).decode())
 
     def _store(self, hook: Hook, path: str, dedupe: str | None, payload: dict[str, Any]) -> tuple[str, str, bool]:
         """Commit the event; for a duplicate return the original's ids instead."""

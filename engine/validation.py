@@ -305,14 +305,14 @@ class _Builder:
         if kind in ("webhook", "poll") and "dedupe_key" in trigger:
             self._expression(trigger["dedupe_key"], "/trigger/dedupe_key")
         if kind == "poll":
-            self._check_connector_trigger(trigger["source"], "/trigger/source")
+            self._check_connector_trigger(trigger["source"], "/trigger/source", "poll")
         elif kind not in ("manual", "webhook", "schedule"):
-            self._check_connector_trigger(kind, "/trigger/type")
+            self._check_connector_trigger(kind, "/trigger/type", "webhook")
         auth = trigger.get("auth") or {}
         if auth.get("type") in ("token", "hmac") and not auth.get("connection"):
             self.error("/trigger/auth", f"{auth['type']} auth needs 'connection': the connection that holds its secret")
 
-    def _check_connector_trigger(self, ref: str, pointer: str) -> None:
+    def _check_connector_trigger(self, ref: str, pointer: str, kind: str) -> None:
         name, _, trigger = ref.partition(".")
         connector = self.registry.connectors.get(name)
         if connector is None:
@@ -322,6 +322,12 @@ class _Builder:
         if trigger not in triggers:
             known = ", ".join(sorted(triggers)) or "none"
             self.error(pointer, f"connector '{name}' has no trigger '{trigger}' (triggers: {known})")
+            return
+        found = getattr(triggers[trigger], "kind", None)
+        if found != kind:
+            hint = (f'use {{"type": "poll", "source": "{ref}"}}' if found == "poll"
+                    else f'use {{"type": "{ref}"}}' if found == "webhook" else "it cannot start a flow this way")
+            self.error(pointer, f"'{ref}' is a {found} trigger, not a {kind} trigger: {hint}")
 
     # ------------------------------------------------------------------ graphs
 

@@ -132,6 +132,7 @@ class RequestInfo:
     query: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     connection: dict[str, Any] | None = None  # decrypted connection fields (signing secrets ...)
+    config: dict[str, Any] = field(default_factory=dict)  # the flow trigger's `config`
 
     def __post_init__(self) -> None:
         self.headers = {k.lower(): v for k, v in self.headers.items()}
@@ -185,6 +186,11 @@ class WebhookTrigger:
     raises (any exception rejects the delivery); ``handshake`` returns a response for a
     URL-verification request, else None; ``parse`` returns the events (default: the JSON
     body as one event). ``verify`` runs first, so handshakes are verified too.
+
+    Two hooks shape the answer: ``ack(request, events)`` the acknowledgement of a delivery,
+    sent once its events are committed (default JSON ``{"ok": true}``), and
+    ``reply(request, output)`` a passive reply built from the run's output when the flow
+    asks to answer (``respond: last``); None from ``reply`` falls back to ``ack``.
     """
 
     name: str
@@ -197,10 +203,25 @@ class WebhookTrigger:
     dedupe_key: Extractor | None = None
     seen_limit: int = 1000
     output_schema: dict[str, Any] | None = None
+    ack: Callable[[RequestInfo, list[Any]], Any] | None = None
+    reply: Callable[[RequestInfo, Any], Any] | None = None
     kind: ClassVar[str] = "webhook"
 
     def __post_init__(self) -> None:
         self._dedupe_key = _extractor(self.dedupe_key)
+
+    async def ack_response(self, request: RequestInfo, events: list[Any]) -> WebhookResponse:
+        """The acknowledgement of a delivery whose events were accepted."""
+        if self.ack is None:
+            return WebhookResponse(body={"ok": True})
+        return _as_response(await _call(self.ack, request, events))
+
+    async def reply_response(self, request: RequestInfo, output: Any) -> WebhookResponse | None:
+        """The passive reply built from a run's output (None: the trigger has none)."""
+        if self.reply is None:
+            return None
+        answer = await _call(self.reply, request, output)
+        return None if answer is None else _as_response(answer)
 
     def manifest(self) -> dict[str, Any]:
         """The manifest entry: kind, title, description, output schema and sample."""
@@ -225,15 +246,17 @@ class WebhookTrigger:
         if self.handshake is not None:
             answer = await _call(self.handshake, request)
             if answer is not None:
-                if not isinstance(answer, WebhookResponse):
-                    answer = WebhookResponse(body=answer)
-                return WebhookResult(response=answer, events=[], handshake=True)
+                return WebhookResult(response=_as_response(answer), events=[], handshake=True)
         events = await _call(self.parse, request) if self.parse is not None else request.json()
         if events is None:
             events = []
         elif not isinstance(events, list):
             events = [events]
-        return WebhookResult(response=WebhookResponse(body={"ok": True}), events=events)
+        return WebhookResult(response=await self.ack_response(request, events), events=events)
+
+
+def _as_response(answer: Any) -> WebhookResponse:
+    return answer if isinstance(answer, WebhookResponse) else WebhookResponse(body=answer)
 
 
 async def receive_webhook(

@@ -25,8 +25,20 @@ class PathConflict(Exception):
 
 
 def _webhook_path(definition: dict[str, Any] | None) -> str | None:
+    """The path under /hooks/ a flow listens on: its own for `webhook`, `<connector>/<path>`
+    (path defaulting to the flow id) for a connector callback trigger `<connector>.<name>`."""
     trigger = (definition or {}).get("trigger") or {}
-    return trigger.get("path") if trigger.get("type") == "webhook" else None
+    kind = trigger.get("type") or ""
+    if kind == "webhook":
+        return trigger.get("path")
+    if "." in kind:
+        return connector_hook_path(kind, trigger.get("path") or (definition or {}).get("id") or "")
+    return None
+
+
+def connector_hook_path(trigger_type: str, path: str) -> str:
+    """The /hooks/ path of a connector callback trigger: `<connector>/<path>`."""
+    return f"{trigger_type.partition('.')[0]}/{path}"
 
 
 @dataclass
