@@ -4,9 +4,12 @@ Every accepted delivery is committed to `webhook_events` (status `accepted`) bef
 answer. A dispatcher in each service process claims accepted events with an atomic
 conditional UPDATE (status -> `running`, `claimed_by`, `claimed_until` lease, renewed while
 the run goes on), runs them with bounded concurrency and marks them `done` or `dead` (a failed
-run; replayable). Events whose lease expired (the process died) are claimed again. Delivery to
-the flow's steps is therefore at-least-once: a run interrupted by a crash is run again from
-the start, under the same run id (the interrupted attempt is kept as a `cancelled` run).
+run; replayable). Events whose lease expired (the process died) are claimed again. Runs started
+from the inbox checkpoint: after each action step the history is committed (a group commit shared
+by concurrent runs) before the next step starts. A run interrupted by a crash is resumed under the
+same run id: it replays from the start, reusing the recorded outputs of the steps the interrupted
+attempt completed instead of running them again (the interrupted attempt is kept as a `cancelled`
+run). Only the step that was under way at the crash can run twice.
 """
 from __future__ import annotations
 
@@ -515,9 +518,11 @@ class Inbox:
             return None
         return self._compile(flow_id, found.version, found.definition)
 
-    def _previous_attempt(self, run_id: str) -> RunRecord | None:
-        """After an interruption: the finished run if it did finish, else None (its partial
-        record is kept under a new id as `cancelled`, so the event can run again under `run_id`)."""
+    def _previous_attempt(self, run_id: str) -> RunRecord | dict[str, bytes] | None:
+        """After an interruption: the finished run if it did finish; else the outputs of the
+        steps the interrupted attempt completed (path -> output JSON), which the new attempt
+        reuses instead of running them again. The partial record is kept under a new id as
+        `cancelled`, so the event runs again under `run_id`. None: the run never started."""
         self.engine.flush()
         with self.db.begin() as conn:
             status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
@@ -525,25 +530,34 @@ class Inbox:
                 return None
             if status in ("succeeded", "failed"):
                 return self.engine.runs.get(run_id)
+        partial = self.engine.runs.get(run_id)
+        completed = {step.path: step.output_json for step in (partial.steps if partial else ())
+                     if step.status == "succeeded" and step.type in ("action", "set", "wait") and step.output_json is not None}
+        with self.db.begin() as conn:
             moved = str(uuid.uuid4())
-            error = {"type": "Interrupted", "message": f"the service stopped during this run; it was run again as {run_id}"}
+            error = {"type": "Interrupted", "message": f"the service stopped during this run; it was resumed as {run_id}"}
             conn.execute(update(runs).where(runs.c.id == run_id).values(
                 id=moved, status="cancelled", error=orjson.dumps(error).decode(), ended_at=time.time()))
             conn.execute(update(step_runs).where(step_runs.c.run_id == run_id).values(run_id=moved))
-        return None
+        return {"completed": completed, "resumed_from": moved}
 
     async def _execute(self, row: Any) -> None:
         record: RunRecord | None = None
         error: str | None = None
         try:
+            resume: dict[str, Any] = {}
             if row.attempts > 1:
-                record = await asyncio.to_thread(self._previous_attempt, row.run_id)
+                previous = await asyncio.to_thread(self._previous_attempt, row.run_id)
+                if isinstance(previous, RunRecord):
+                    record = previous
+                elif previous:
+                    resume = previous
             if record is None:
                 flow = await asyncio.to_thread(self._flow_of, row.flow_id, row.flow_version)
                 if flow is None:
                     error = f"flow '{row.flow_id}' version {row.flow_version} no longer exists"
                 else:
-                    record = await self.engine.run(flow, orjson.loads(row.payload), run_id=row.run_id)
+                    record = await self.engine.run(flow, orjson.loads(row.payload), run_id=row.run_id, checkpoint=True, **resume)
                     await asyncio.to_thread(self.engine.flush)  # the run is committed before the event is done
             if record is not None and record.status != "succeeded":
                 err = record.error or {}

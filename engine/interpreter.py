@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+
+import orjson
 from inspect import isawaitable
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
@@ -70,6 +72,11 @@ class _RunState:
     executed: int = 0
     #: guarded steps under way (path -> (step, start, attempts)), to record them if the run times out
     in_flight: dict[str, tuple[Step, float, list[dict[str, Any]]]] = field(default_factory=dict)
+    #: resuming an interrupted attempt: step path -> its recorded output (JSON), reused, not run again
+    completed: dict[str, bytes] = field(default_factory=dict)
+    resumed_from: str | None = None
+    #: commit the history after every action step, so a crash never repeats a completed call
+    checkpoint: bool = False
 
 
 def _size_check(data: bytes, limit: int, what: str, setting: str) -> None:
@@ -103,6 +110,7 @@ class Interpreter:
         log: Callable[[str], None] | None = None,
         token_cache: Any = None,
         rate_limiter: Any = None,
+        db: Any = None,
     ) -> None:
         self.recorder = recorder
         self.connections = connections or NoConnections()
@@ -112,6 +120,8 @@ class Interpreter:
         self.token_cache = token_cache
         #: waits for connector/action rate budgets (None: no rate limiting)
         self.rate_limiter = rate_limiter
+        #: Flowlink's database for built-in actions (data tables); default: the token cache's
+        self.db = db if db is not None else getattr(token_cache, "engine", None)
 
     # ------------------------------------------------------------------ runs
 
@@ -126,11 +136,17 @@ class Interpreter:
         start_at: str | None = None,
         resumed_from: str | None = None,
         prefect_flow_run_id: str | None = None,
+        completed: dict[str, bytes] | None = None,
+        checkpoint: bool = False,
     ) -> RunRecord:
         """Run `flow` to the end and return its record (failures are recorded, not raised).
 
         `prior_steps` and `start_at` resume a run from a step, reusing earlier outputs
-        (retry from the failed step).
+        (retry from the failed step). `completed` (step path -> recorded output JSON, from an
+        interrupted attempt) replays the run from the start without running those steps
+        again: their outputs are reused, so choices take the same branches. `checkpoint`
+        waits for the history to be committed after each action step (see
+        SqlRecorder.durable), which is what makes `completed` complete after a crash.
         """
         run = RunRecord(
             id=run_id or str(uuid.uuid4()),
@@ -142,7 +158,8 @@ class Interpreter:
             prefect_flow_run_id=prefect_flow_run_id,
             resumed_from=resumed_from,
         )
-        state = _RunState(run=run, flow=flow)
+        state = _RunState(run=run, flow=flow, completed=dict(completed or {}), checkpoint=checkpoint,
+                          resumed_from=resumed_from)
         limit = flow.execution.max_step_input_bytes
         try:
             run.trigger_json = dumps(trigger)
@@ -274,6 +291,8 @@ class Interpreter:
         self, state: _RunState, step: Step, scope: dict[str, Any], path: str, started: float
     ) -> tuple[str | None, Any]:
         """Leaf steps, maps and parallels: input rendering, attempts with retries, catch."""
+        if step.type in _REPLAYABLE and path in state.completed:
+            return self._reuse(state, step, scope, path, started)
         attempts: list[dict[str, Any]] = []
         input_json: bytes | None = None
         state.in_flight[path] = (step, started, attempts)
@@ -298,6 +317,19 @@ class Interpreter:
         state.in_flight.pop(path, None)
         scope["steps"][step.id] = {"output": output, "status": "succeeded"}
         self._record(state, step, path, "succeeded", started, input_json, output_json, None, attempts)
+        if state.checkpoint and step.type == "action":
+            durable = getattr(self.recorder, "durable", None)
+            if durable is not None:
+                await durable()
+        return step.next, output
+
+    def _reuse(self, state: _RunState, step: Step, scope: dict[str, Any], path: str, started: float) -> tuple[str | None, Any]:
+        """A step the interrupted attempt completed: its recorded output, without running it."""
+        output_json = state.completed.pop(path)
+        output = orjson.loads(output_json)
+        scope["steps"][step.id] = {"output": output, "status": "succeeded"}
+        self._record(state, step, path, "succeeded", started, None, output_json, None,
+                     [{"attempt": 0, "reused_from": state.resumed_from}])
         return step.next, output
 
     def _render_input(self, state: _RunState, step: Step, scope: dict[str, Any]) -> tuple[Any, bytes | None]:
@@ -393,7 +425,7 @@ class Interpreter:
         action = step.action
         parsed = action.parse_input(value)
         ctx = ActionContext(state.run.id, path, state.flow.id, connection, self.log, action, step.connection,
-                            self.token_cache, self.rate_limiter)
+                            self.token_cache, self.rate_limiter, db=self.db)
         return action.run(ctx, parsed)
 
     def _wait_seconds(self, step: Step, scope: dict[str, Any]) -> float:
@@ -479,6 +511,8 @@ class Interpreter:
 
 
 _LEAVES = frozenset({"action", "set", "wait"})
+#: leaf steps whose recorded output replaces running them again when an interrupted run resumes
+_REPLAYABLE = _LEAVES
 
 
 async def _bounded(awaitable: Awaitable[Any], step: Step) -> Any:

@@ -151,3 +151,10 @@ class FanOutRecorder:
     def run_finished(self, run: RunRecord) -> None:
         for r in self.recorders:
             r.run_finished(run)
+
+    async def durable(self) -> None:
+        """Wait until the recorders that persist have committed everything so far."""
+        for r in self.recorders:
+            durable = getattr(r, "durable", None)
+            if durable is not None:
+                await durable()

@@ -32,6 +32,7 @@ from engine.store.tables import BLOB_THRESHOLD, blobs, runs, step_runs
 log = logging.getLogger("flowlink.store")
 
 _FLUSH = object()
+_DURABLE = object()
 _STOP = object()
 _MAX_WRITE_ATTEMPTS = 5
 
@@ -49,6 +50,20 @@ def split_payload(data: bytes | None, blob_rows: dict[str, dict[str, Any]]) -> t
 
 def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _set_done(future: "asyncio.Future[None]") -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _release(waiters: list["asyncio.Future[None]"]) -> None:
+    """Resolve durable() waiters from any thread (flush() may drain from a worker thread)."""
+    for future in waiters:
+        try:
+            future.get_loop().call_soon_threadsafe(_set_done, future)
+        except RuntimeError:  # the waiter's loop has closed
+            pass
 
 
 class SqlRecorder:
@@ -73,6 +88,7 @@ class SqlRecorder:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._failures = 0
+        self._waiters: list[asyncio.Future[None]] = []  # loop mode: durable() callers of the next write
         # thread mode: a queue and the writer thread
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -99,6 +115,24 @@ class SqlRecorder:
         self._queue.put((_FLUSH, done))
         if not done.wait(timeout):
             raise TimeoutError("the run recorder did not flush in time")
+
+    async def durable(self) -> None:
+        """Wait (without blocking the loop) until everything handed over so far is committed.
+
+        Concurrent callers share one commit (group commit): a checkpoint costs a wait of at
+        most `linger`, not a transaction of its own.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        if self.mode == "thread":
+            self._queue.put((_DURABLE, (loop, done)))
+        else:
+            with self._lock:
+                self._waiters.append(done)
+            if self._timer is None or self._timer_loop is not loop:
+                self._timer_loop = loop
+                self._timer = loop.call_later(self.linger, self._on_timer)
+        await done
 
     def close(self) -> None:
         """Flush and stop."""
@@ -139,15 +173,21 @@ class SqlRecorder:
     def _drain(self) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []
+            waiters, self._waiters = self._waiters, []
             if not batch:
+                _release(waiters)
                 return
             if self._write_once(batch):
                 self._failures = 0
+                _release(waiters)
                 return
+            self._waiters = waiters + self._waiters
             self._failures += 1
             if self._failures >= _MAX_WRITE_ATTEMPTS:
                 log.error("dropping %d run records after %d failed writes", len(batch), self._failures)
                 self._failures = 0
+                _release(self._waiters)
+                self._waiters = []
                 return
             self._buffer = batch + self._buffer  # keep them for the next write
         try:
@@ -173,13 +213,19 @@ class SqlRecorder:
                 batch.append(item)
                 if item[0] is _FLUSH or item[0] is _STOP:
                     break
-            records = [item for item in batch if item[0] not in (_FLUSH, _STOP)]
+            records = [item for item in batch if item[0] not in (_FLUSH, _DURABLE, _STOP)]
             if records:
                 self._write(records)
             for kind, arg in batch:
                 if kind is _FLUSH:
                     arg.set()
-                if kind is _STOP:
+                elif kind is _DURABLE:
+                    loop, done = arg
+                    try:
+                        loop.call_soon_threadsafe(_set_done, done)
+                    except RuntimeError:  # the waiter's loop has closed
+                        pass
+                elif kind is _STOP:
                     return
 
     def _write(self, records: list[tuple[str, Any]]) -> None:
