@@ -1,6 +1,7 @@
 """The FastAPI application: includes the routers, nothing else."""
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
@@ -11,25 +12,37 @@ from api import errors
 from api.deps import authorize
 from api.routers import api_keys, audit, auth, events, flows, health, hooks, runs, steps, users
 from api.routers import connections, connectors, metrics
+from api.routers import tables
+from api.routers import ui
 from api.state import ServiceState
 from engine.runtime import FlowEngine
+from engine.store.datatables import DataTables, load_definitions
 from engine.users import first_start
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
 
 
+def dispatch_enabled() -> bool:
+    """Whether this API process also executes runs (FLOWLINK_DISPATCH, default on). Off in the
+    scaled-out topology, where `flowlink worker` processes execute and the API only accepts."""
+    return os.environ.get("FLOWLINK_DISPATCH", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def create_app(database_url: str | None = None, load_examples: bool = False) -> FastAPI:
     """Build the service; the engine starts with the app's lifespan."""
+    dispatch = dispatch_enabled()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(FlowEngine(database_url))
         if load_examples:
             state.load_examples(EXAMPLES)
+            load_definitions(DataTables(state.engine.db), EXAMPLES / "tables")  # flows/tables/*.json
         first_start(state.users)  # no user yet: create `admin` (FLOWLINK_ADMIN_PASSWORD or a printed one-time password)
         app.state.flowlink = state
-        await state.inbox.start()
-        await state.scheduler.start()
+        if dispatch:
+            await state.inbox.start()
+            await state.scheduler.start()
         yield
         await state.close()
 
@@ -38,8 +51,12 @@ def create_app(database_url: str | None = None, load_examples: bool = False) -> 
     # every /api router is checked by `authorize` against api/permissions.py (public routes included there)
     for module in (health, auth, flows, runs, events, users, api_keys, audit, steps, connections, connectors):
         app.include_router(module.router, dependencies=[Depends(authorize)])
+    app.include_router(tables.router, dependencies=[Depends(authorize)])  # data tables (docs/tables.md)
     # /hooks: each webhook authenticates its caller itself (token/HMAC from the flow's trigger), not as a user
     app.include_router(hooks.router)
     # /metrics: Prometheus text format, public like /api/health (put it behind your network policy)
     app.include_router(metrics.router)
+    # the web editor's /api helpers, then its pages: the catch-all `/{path}` comes last so every route above wins
+    app.include_router(ui.router, dependencies=[Depends(authorize)])
+    app.include_router(ui.static)
     return app

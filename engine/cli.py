@@ -503,6 +503,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Execute runs from the shared inbox, and schedules and polls, until SIGTERM."""
+    from api.worker import run_worker
+
+    if args.concurrency:
+        os.environ["FLOWLINK_MAX_CONCURRENT_RUNS"] = str(args.concurrency)
+    asyncio.run(run_worker(grace=args.grace, schedules=not args.no_schedules))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -543,6 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-examples", action="store_true", help="store the flows of flows/ that are not stored yet")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="execute runs from the shared inbox (no HTTP); several may run at once")
+    p.add_argument("--concurrency", type=int, default=None, help="runs at once (default FLOWLINK_MAX_CONCURRENT_RUNS or 32)")
+    p.add_argument("--grace", type=float, default=None, help="seconds to let in-flight runs finish on SIGTERM (default 25)")
+    p.add_argument("--no-schedules", action="store_true", help="do not fire schedules and polls in this worker")
+    p.set_defaults(func=cmd_worker)
 
     conns = sub.add_parser("connections", help="stored credentials (encrypted at rest)").add_subparsers(dest="conn_command", required=True)
     p = conns.add_parser("set", help="create or replace a connection")
