@@ -503,6 +503,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check configuration, database, migrations, inbox, Prefect, connectors and the UI build."""
+    from engine.doctor import FAIL, run_checks
+
+    checks = run_checks()
+    if args.json:
+        print(json.dumps([c.to_dict() for c in checks], ensure_ascii=False, indent=2))
+    else:
+        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+        for check in checks:
+            print(f"{marks[check.status]}  {check.name:<11} {check.detail}")
+    return EXIT_FAILED if any(c.status == FAIL for c in checks) else EXIT_OK
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Execute runs from the shared inbox, and schedules and polls, until SIGTERM."""
     from api.worker import run_worker
@@ -553,6 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-examples", action="store_true", help="store the flows of flows/ that are not stored yet")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("doctor", help="check configuration, database, migrations, Prefect and connectors (changes nothing)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("worker", help="execute runs from the shared inbox (no HTTP); several may run at once")
     p.add_argument("--concurrency", type=int, default=None, help="runs at once (default FLOWLINK_MAX_CONCURRENT_RUNS or 32)")
