@@ -37,6 +37,7 @@ from connectors.sdk.triggers import RequestInfo, WebhookRejected, WebhookRespons
 from engine.errors import StepError
 from engine.expressions import ExpressionError, compile_expression
 from engine.model import Flow
+from engine.pii import MASK
 from engine.records import RunRecord
 from engine.runtime import FlowEngine
 from engine.store import audit
@@ -531,8 +532,10 @@ class Inbox:
             if status in ("succeeded", "failed"):
                 return self.engine.runs.get(run_id)
         partial = self.engine.runs.get(run_id)
+        # an output with masked personal data cannot stand in for the real one: that step runs again
         completed = {step.path: step.output_json for step in (partial.steps if partial else ())
-                     if step.status == "succeeded" and step.type in ("action", "set", "wait") and step.output_json is not None}
+                     if step.status == "succeeded" and step.type in ("action", "set", "wait") and step.output_json is not None
+                     and f'"{MASK}"'.encode() not in step.output_json}
         with self.db.begin() as conn:
             moved = str(uuid.uuid4())
             error = {"type": "Interrupted", "message": f"the service stopped during this run; it was resumed as {run_id}"}

@@ -10,6 +10,7 @@ import orjson
 
 from api.inbox import Inbox
 from api.metrics import Metrics, MetricsRecorder
+from api.maintenance import Maintenance
 from api.scheduler import Scheduler
 from engine.model import Flow
 from engine.records import RunRecord
@@ -31,6 +32,7 @@ class ServiceState:
         self.inbox = Inbox(engine)
         self.inbox.metrics = self.metrics
         self.scheduler = Scheduler(engine)  # schedules and polls of active flows
+        self.maintenance = Maintenance(engine)  # prunes run history past its retention
 
     def start_run(self, flow: Flow, trigger: Any, actor: str, **kwargs: Any) -> tuple[str, asyncio.Task[RunRecord]]:
         """Start a run in the background (`kwargs`: prior_steps, start_at, resumed_from); kept until it ends."""
@@ -65,6 +67,7 @@ class ServiceState:
 
     async def close(self) -> None:
         """Let in-flight runs finish (bounded), hand unfinished webhook events back, flush history."""
+        await self.maintenance.stop()
         await self.scheduler.stop()
         await self.inbox.stop()
         if self.tasks:

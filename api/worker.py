@@ -4,7 +4,7 @@ In the scaled-out topology the API processes (`flowlink serve` with `FLOWLINK_DI
 only accept: they authenticate, commit each event to the inbox and answer. Workers claim
 accepted events from the shared PostgreSQL inbox (atomic conditional UPDATEs with leases, see
 api/inbox.py), run them, fire schedules and polls (each fire claimed in the database, so
-several workers never double-fire), and on SIGTERM/SIGINT stop claiming, let in-flight runs
+several workers never double-fire), prune history past its retention, and on SIGTERM/SIGINT stop claiming, let in-flight runs
 finish within the grace period and hand the rest back to the inbox for another worker. A
 worker killed outright (`kill -9`) stops renewing its leases; another worker claims those
 events once the lease expires and resumes each run after its last completed step.
@@ -17,6 +17,7 @@ import os
 import signal
 
 from api.inbox import Inbox
+from api.maintenance import Maintenance
 from api.scheduler import Scheduler
 from engine.runtime import FlowEngine
 
@@ -29,6 +30,7 @@ async def run_worker(database_url: str | None = None, grace: float | None = None
     engine = FlowEngine(database_url)
     inbox = Inbox(engine)
     scheduler = Scheduler(engine) if schedules else None
+    maintenance = Maintenance(engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -36,12 +38,14 @@ async def run_worker(database_url: str | None = None, grace: float | None = None
     await inbox.start()
     if scheduler is not None:
         await scheduler.start()
+    await maintenance.start()
     log.info("worker %s started (max %d runs at once)", inbox.worker_id, inbox.max_concurrent)
     print(f"Flowlink worker {inbox.worker_id} running (max {inbox.max_concurrent} runs at once)", flush=True)
     try:
         await stop.wait()
     finally:
         log.info("worker %s stopping: finishing in-flight runs (up to %.0f s)", inbox.worker_id, grace)
+        await maintenance.stop()
         if scheduler is not None:
             await scheduler.stop()
         await inbox.stop(grace=grace)

@@ -517,6 +517,40 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(c.status == FAIL for c in checks) else EXIT_OK
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Delete run history past its retention (and vacuum on request)."""
+    from engine.store.db import make_engine, migrate
+    from engine.store.retention import prune, vacuum
+
+    engine = make_engine()
+    migrate(engine)
+    result = prune(engine, args.days)
+    print(json.dumps(result.to_dict(), ensure_ascii=False))
+    if args.vacuum:
+        vacuum(engine)
+        print("vacuumed", file=sys.stderr)
+    engine.dispose()
+    return EXIT_OK
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    """Remove a person's data (any payload containing the subject) from run history."""
+    from engine.store.db import make_engine, migrate
+    from engine.store.retention import erase_subject
+
+    engine = make_engine()
+    migrate(engine)
+    try:
+        result = erase_subject(engine, args.subject, actor=f"cli:{os.environ.get('USER', 'unknown')}")
+    except ValueError as exc:
+        print(f"flowlink: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        engine.dispose()
+    print(json.dumps(result.to_dict(), ensure_ascii=False))
+    return EXIT_OK
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Execute runs from the shared inbox, and schedules and polls, until SIGTERM."""
     from api.worker import run_worker
@@ -567,6 +601,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-examples", action="store_true", help="store the flows of flows/ that are not stored yet")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("prune", help="delete run history older than the retention (FLOWLINK_RETENTION_DAYS, default 30)")
+    p.add_argument("--days", type=float, default=None, help="retention in days (default FLOWLINK_RETENTION_DAYS)")
+    p.add_argument("--vacuum", action="store_true", help="then rewrite the database file (SQLite; locks it meanwhile)")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("erase", help="right to erasure: remove every run payload that contains SUBJECT (audited)")
+    p.add_argument("subject", metavar="SUBJECT", help="a phone number, external user id, e-mail address ...")
+    p.set_defaults(func=cmd_erase)
 
     p = sub.add_parser("doctor", help="check configuration, database, migrations, Prefect and connectors (changes nothing)")
     p.add_argument("--json", action="store_true")

@@ -26,6 +26,7 @@ from engine.errors import (
 )
 from engine.expressions import _parse_instant, truthy
 from engine.model import Flow, Graph, Step
+from engine.pii import mask_json
 from engine.records import Recorder, RunRecord, StepRecord, dumps
 from engine.retry import RetryState, compile_policies
 
@@ -162,7 +163,7 @@ class Interpreter:
                           resumed_from=resumed_from)
         limit = flow.execution.max_step_input_bytes
         try:
-            run.trigger_json = dumps(trigger)
+            run.trigger_json = mask_json(dumps(trigger), flow.execution.sensitive)
         except TypeError as exc:
             run.trigger_json = b"null"
             return self._finish_early(run, InvalidInput(f"trigger payload is not JSON: {exc}"))
@@ -185,6 +186,7 @@ class Interpreter:
             output = flow.output(scope) if flow.output is not None else last
             run.output_json = dumps(_jsonable(output))
             _size_check(run.output_json, flow.execution.max_output_bytes, "the run output", "max_output_bytes")
+            run.output_json = mask_json(run.output_json, flow.execution.sensitive)
             run.status = "succeeded"
         except StepError as err:
             run.status = "failed"
@@ -492,6 +494,11 @@ class Interpreter:
         attempts: list[dict[str, Any]] | None = None,
     ) -> None:
         state.seq += 1
+        keys = state.flow.execution.sensitive
+        if step.action is not None and step.action.sensitive_keys:
+            keys = keys | step.action.sensitive_keys
+        if keys:
+            input_json, output_json = mask_json(input_json, keys), mask_json(output_json, keys)
         self.recorder.step_finished(
             StepRecord(
                 run_id=state.run.id,

@@ -103,6 +103,8 @@ class Execution:
     max_steps: int = 10_000
     max_step_input_bytes: int = 5 * 1024 * 1024
     max_output_bytes: int = 5 * 1024 * 1024
+    sensitive: frozenset[str] = frozenset()  # lower-cased field names masked in run records
+    retention_days: float | None = None
 
 
 @dataclass

@@ -34,6 +34,7 @@ from engine.expressions import (
     iter_expressions,
 )
 from engine.retry import policy_from_json
+from engine.pii import normalise_keys
 from engine.model import (
     RESERVED_CONTEXT_KEYS,
     Branch,
@@ -274,6 +275,8 @@ class _Builder:
             max_steps=ex.get("max_steps", 10_000),
             max_step_input_bytes=ex.get("max_step_input_bytes", Execution.max_step_input_bytes),
             max_output_bytes=ex.get("max_output_bytes", Execution.max_output_bytes),
+            sensitive=normalise_keys(ex.get("sensitive")),
+            retention_days=ex.get("retention_days"),
         )
         if graph is None:
             return None

@@ -1,6 +1,7 @@
 """Connectors and their actions: a manifest plus small typed functions."""
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Mapping
@@ -21,11 +22,13 @@ class ActionContext:
     `connection` holds the decrypted fields of the step's connection (never put in the
     flow context, never recorded); `http` is the process-wide pooled HTTP client;
     `client` a :class:`~connectors.sdk.client.ConnectorClient` for the step's connector
-    and connection (built on first use, then kept for this call of the action).
+    and connection (built on first use, then kept for this call of the action); `db`
+    Flowlink's own database (a SQLAlchemy engine) for built-in actions such as data tables,
+    None where the interpreter has none (the contract kit).
     """
 
     __slots__ = ("run_id", "step_id", "flow_id", "connection", "log", "action", "connection_name", "token_cache",
-                 "rate_limiter", "_client")
+                 "rate_limiter", "db", "_client")
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class ActionContext:
         connection_name: str | None = None,
         token_cache: Any = None,
         rate_limiter: Any = None,
+        db: Any = None,
     ) -> None:
         self.run_id = run_id
         self.step_id = step_id
@@ -48,6 +52,7 @@ class ActionContext:
         self.connection_name = connection_name
         self.token_cache = token_cache
         self.rate_limiter = rate_limiter
+        self.db = db
         self._client: "ConnectorClient | None" = None
 
     @property
@@ -144,6 +149,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "args") -> str:
 def ui(
     *,
     secret: bool = False,
+    sensitive: bool = False,
     multiline: bool = False,
     options: dict[str, Any] | None = None,
     depends_on: list[str] | tuple[str, ...] | None = None,
@@ -152,7 +158,9 @@ def ui(
 ) -> dict[str, Any]:
     """Editor hints for one input field, for pydantic's ``Field(json_schema_extra=ui(...))``.
 
-    - ``secret``: masked in the editor (``x-secret``);
+    - ``secret``: masked in the editor (``x-secret``) and in run records;
+    - ``sensitive``: personal data (a phone number, an ID card number): masked in run records
+      (``x-sensitive``), shown in the editor;
     - ``multiline``: a text area (``x-multiline``);
     - ``options``: choices loaded by running another action of the same connector,
       ``{"action": "list_owners", "items": "owners", "value": "id", "label": "name"}``
@@ -163,6 +171,8 @@ def ui(
     hints: dict[str, Any] = {}
     if secret:
         hints["x-secret"] = True
+    if sensitive:
+        hints["x-sensitive"] = True
     if multiline:
         hints["x-multiline"] = True
     if options is not None:
@@ -174,6 +184,19 @@ def ui(
     if title_zh is not None:
         hints["x-title-zh"] = title_zh
     return hints
+
+
+def _collect_sensitive(schema: Any, found: set[str]) -> None:
+    """Add the names of properties marked x-secret/x-sensitive anywhere in a JSON Schema."""
+    if isinstance(schema, dict):
+        for name, prop in (schema.get("properties") or {}).items():
+            if isinstance(prop, dict) and (prop.get("x-secret") or prop.get("x-sensitive")):
+                found.add(name)
+        for value in schema.values():
+            _collect_sensitive(value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _collect_sensitive(value, found)
 
 
 def _schema_of(model_or_schema: type[BaseModel] | dict[str, Any] | None) -> dict[str, Any] | None:
@@ -217,6 +240,15 @@ class Action:
     def output_json_schema(self) -> dict[str, Any] | None:
         """The JSON Schema of what the action returns (None when undeclared)."""
         return _schema_of(self.output_schema)
+
+    @functools.cached_property
+    def sensitive_keys(self) -> frozenset[str]:
+        """Property names marked ``x-secret`` or ``x-sensitive`` in the input and output schemas:
+        their values are masked in run records."""
+        found: set[str] = set()
+        for schema in (self.input_schema(), self.output_json_schema()):
+            _collect_sensitive(schema, found)
+        return frozenset(found)
 
     def manifest(self) -> dict[str, Any]:
         """This action's entry in its connector's manifest."""
