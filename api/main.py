@@ -43,6 +43,7 @@ def create_app(database_url: str | None = None, load_examples: bool = False) -> 
         if dispatch:
             await state.inbox.start()
             await state.scheduler.start()
+            await state.maintenance.start()
         yield
         await state.close()
 

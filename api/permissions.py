@@ -68,6 +68,19 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/connectors"): "viewer",
     ("GET", "/api/connectors/{name}"): "viewer",
     ("POST", "/api/connectors/{name}/options"): "editor",
+    # data tables: viewers read definitions and rows, editors change them
+    ("GET", "/api/tables"): "viewer",
+    ("GET", "/api/tables/{name}"): "viewer",
+    ("GET", "/api/tables/{name}/rows"): "viewer",
+    ("GET", "/api/tables/{name}/rows/{row_id}"): "viewer",
+    ("POST", "/api/tables"): "editor",
+    ("PATCH", "/api/tables/{name}"): "editor",
+    ("DELETE", "/api/tables/{name}"): "editor",
+    ("POST", "/api/tables/{name}/rows"): "editor",
+    ("PATCH", "/api/tables/{name}/rows/{row_id}"): "editor",
+    ("DELETE", "/api/tables/{name}/rows/{row_id}"): "editor",
+    # the web editor's helpers
+    ("POST", "/api/ui/preview"): "editor",
 }
 
 

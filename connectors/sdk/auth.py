@@ -469,7 +469,10 @@ class AppTokenAuth(CachedTokenAuth):
 
     `fetch_token(app_id, app_secret)` (sync or async) returns ``(token, expires_in)``; see
     :func:`token_endpoint` for the common "GET/POST a URL, read two fields" case. The
-    token goes into the query parameter or header `name` (with `prefix`).
+    token goes into the query parameter or header `name` (with `prefix`), or with
+    ``location="body"`` into the top level of the JSON object body (Fxiaoke style), together
+    with `body_fields`: ``{body field: key of the token's extra}`` (e.g. the corp id the
+    token endpoint returned).
     """
 
     kind = "app_token"
@@ -479,11 +482,13 @@ class AppTokenAuth(CachedTokenAuth):
                "corpsecret": "app_secret", "secret": "app_secret"}
 
     def __init__(self, app_id: str, app_secret: str, *, fetch_token: FetchToken, location: str = "query",
-                 name: str = "access_token", prefix: str = "", tenant: str = "") -> None:
-        if location not in ("header", "query"):
-            raise InvalidInput(f"app_token auth: location must be header or query, not {location!r}")
+                 name: str = "access_token", prefix: str = "", body_fields: Mapping[str, str] | None = None,
+                 tenant: str = "") -> None:
+        if location not in ("header", "query", "body"):
+            raise InvalidInput(f"app_token auth: location must be header, query or body, not {location!r}")
         self.app_id, self.app_secret, self.fetch_token = app_id, app_secret, fetch_token
         self.location, self.name, self.prefix, self.tenant = location, name, prefix, tenant
+        self.body_fields = dict(body_fields or {})
 
     def cache_identity(self) -> tuple[str, str]:
         return self.app_id, self.app_secret
@@ -499,8 +504,27 @@ class AppTokenAuth(CachedTokenAuth):
         value = self.prefix + credential.value
         if self.location == "query":
             request.url = request.url.copy_set_param(self.name, value)
+        elif self.location == "body":
+            fields = {name: credential.extra[key] for name, key in self.body_fields.items() if key in credential.extra}
+            merge_json_body(request, {self.name: value, **fields})
         else:
             request.headers[self.name] = value
+
+
+def merge_json_body(request: httpx.Request, fields: Mapping[str, Any]) -> None:
+    """Set top-level `fields` in the request's JSON object body (an empty body becomes ``{}``)."""
+    try:
+        body = orjson.loads(request.content) if request.content else {}
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidInput("this connection puts its token into the JSON body: the request needs a JSON object body")
+    body.update(fields)
+    content = orjson.dumps(body)
+    request.stream = httpx.ByteStream(content)
+    request._content = content  # httpx keeps the read body here; the stream above is what is sent
+    request.headers["Content-Length"] = str(len(content))
+    request.headers["Content-Type"] = "application/json"
 
 
 def _fill(template: Any, values: Mapping[str, str]) -> Any:
@@ -519,12 +543,16 @@ def _fill(template: Any, values: Mapping[str, str]) -> Any:
 def token_endpoint(url: str, *, method: str = "GET", params: Mapping[str, Any] | None = None,
                    json: Any = None, data: Mapping[str, Any] | None = None, token: str = "access_token",
                    expires_in: str | None = "expires_in", error_rules: ErrorRules | list | None = None,
-                   connector: str | None = None) -> Callable[[str, str], Awaitable[tuple[str, float | None]]]:
+                   connector: str | None = None, extra: Mapping[str, str] | None = None,
+                   values: Mapping[str, str] | None = None) -> Callable[[str, str], Awaitable[Any]]:
     """A `fetch_token` for AppTokenAuth from data: where to ask and which fields to read.
 
-    `params`/`json`/`data` may use ``{app_id}`` and ``{app_secret}``; `token` and
-    `expires_in` are JMESPath over the answer. Errors are classified by `error_rules`;
-    a rejected secret is reported as PermissionDenied with the platform's code and message.
+    `params`/`json`/`data` may use ``{app_id}`` and ``{app_secret}`` (and the names of
+    `values`, more fixed placeholders such as a permanent code); `token` and `expires_in`
+    are JMESPath over the answer. With `extra` (``{name: JMESPath}``) the answer's other
+    fields are kept in the token's ``extra`` (a :class:`Token` is returned instead of a
+    pair). Errors are classified by `error_rules`; a rejected secret is reported as
+    PermissionDenied with the platform's code and message.
     """
     from engine.expressions import compile_expression
 
@@ -532,8 +560,11 @@ def token_endpoint(url: str, *, method: str = "GET", params: Mapping[str, Any] |
     expires_expr = compile_expression(expires_in) if expires_in else None
     rules = error_rules if isinstance(error_rules, ErrorRules) else ErrorRules(error_rules or ())
 
-    async def fetch_token(app_id: str, app_secret: str) -> tuple[str, float | None]:
-        values = {"app_id": app_id, "app_secret": app_secret}
+    extra_exprs = {name: compile_expression(path) for name, path in (extra or {}).items()}
+    fixed = dict(values or {})
+
+    async def fetch_token(app_id: str, app_secret: str) -> Any:
+        values = {**fixed, "app_id": app_id, "app_secret": app_secret}
         try:
             response = await _http().request(method, url, params=_fill(params, values), json=_fill(json, values),
                                              data=_fill(data, values))
@@ -555,7 +586,10 @@ def token_endpoint(url: str, *, method: str = "GET", params: Mapping[str, Any] |
             raise ConnectorError(f"the token endpoint {_where(url)} answered without a token (`{token}`)",
                                  connector=connector, details={"body": body_preview(body)})
         lifetime = expires_expr.search(body) if expires_expr is not None else None
-        return str(value), float(lifetime) if lifetime not in (None, "") else None
+        seconds = float(lifetime) if lifetime not in (None, "") else None
+        if extra_exprs:
+            return Token.issue(str(value), seconds, {name: expr.search(body) for name, expr in extra_exprs.items()})
+        return str(value), seconds
 
     return fetch_token
 
@@ -698,6 +732,16 @@ AUTH_KINDS: dict[str, type[ConnectorAuth]] = {
 }
 
 
+def register_auth_kind(cls: type[ConnectorAuth]) -> type[ConnectorAuth]:
+    """Make a connector's own auth kind (a subclass, e.g. an app token with a third credential)
+    usable by name in ``Connector(auth=...)`` and connections; usable as a class decorator."""
+    existing = AUTH_KINDS.get(cls.kind)
+    if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
+        raise ValueError(f"auth kind '{cls.kind}' is already registered by {existing.__module__}.{existing.__qualname__}")
+    AUTH_KINDS[cls.kind] = cls
+    return cls
+
+
 def auth_from_connection(kind: str, connection: Mapping[str, Any] | None, **options: Any) -> ConnectorAuth:
     """Build the auth of kind `kind` from a connection's fields and the connector's options."""
     cls = AUTH_KINDS.get(kind)
@@ -723,5 +767,7 @@ __all__ = [
     "SigningAuth",
     "auth_from_connection",
     "json_login",
+    "merge_json_body",
+    "register_auth_kind",
     "token_endpoint",
 ]

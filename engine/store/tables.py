@@ -237,3 +237,66 @@ sessions = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+# ---------------------------------------------------------------------------- data tables
+# Built-in data tables (engine/store/datatables.py): named tables whose rows are JSON
+# documents validated against each table's column schemas. Rows are queried in SQL through
+# SQLAlchemy's JSON operators (JSONB on PostgreSQL, JSON1 functions on SQLite).
+from sqlalchemy import JSON  # noqa: E402
+from sqlalchemy.dialects.postgresql import JSONB  # noqa: E402
+
+_RowData = JSON().with_variant(JSONB(), "postgresql")
+
+#: One row per data table: its columns (name -> JSON Schema), key column and required columns.
+data_tables = Table(
+    "data_tables",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("title", Text, nullable=False, default="{}"),
+    Column("key", String(64)),
+    Column("columns", Text, nullable=False),
+    Column("required", Text, nullable=False, default="[]"),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: The rows of every data table; `key_value` is the key column's value as text (unique per table).
+data_rows = Table(
+    "data_rows",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("table_name", String(64), nullable=False),
+    Column("key_value", String(255)),
+    Column("data", _RowData, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_data_rows_table_id", "table_name", "id"),
+    Index("ix_data_rows_table_key", "table_name", "key_value", unique=True),
+    Index("ix_data_rows_table_updated", "table_name", "updated_at"),
+)
+
+#: Round-robin state: the last row handed out by each named rotation of a table.
+data_rotations = Table(
+    "data_rotations",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "<table>:<rotation>"
+    Column("last_id", BigInteger),
+    Column("turns", BigInteger, nullable=False, default=0),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Row changes (inserted, updated, deleted) with the row as it became, for the row-changed trigger.
+data_row_changes = Table(
+    "data_row_changes",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("table_name", String(64), nullable=False),
+    Column("row_id", BigInteger, nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("row", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_data_row_changes_table_at", "table_name", "at"),
+    Index("ix_data_row_changes_at", "at"),
+)
