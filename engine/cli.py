@@ -497,9 +497,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from api.main import create_app
 
+    from engine.logs import configure
+
+    configure(level=args.log_level)
     app = create_app(load_examples=args.load_examples)
     print(f"Flowlink serving on http://{args.host}:{args.port} (API docs at /api/docs)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, log_config=None)
     return EXIT_OK
 
 
@@ -554,7 +557,9 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Execute runs from the shared inbox, and schedules and polls, until SIGTERM."""
     from api.worker import run_worker
+    from engine.logs import configure
 
+    configure()
     if args.concurrency:
         os.environ["FLOWLINK_MAX_CONCURRENT_RUNS"] = str(args.concurrency)
     asyncio.run(run_worker(grace=args.grace, schedules=not args.no_schedules))
@@ -599,7 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=os.environ.get("FLOWLINK_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("FLOWLINK_PORT", "8400")))
     p.add_argument("--load-examples", action="store_true", help="store the flows of flows/ that are not stored yet")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default=os.environ.get("FLOWLINK_LOG_LEVEL", "info").lower(),
+                   choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("prune", help="delete run history older than the retention (FLOWLINK_RETENTION_DAYS, default 30)")

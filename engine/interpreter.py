@@ -26,6 +26,7 @@ from engine.errors import (
 )
 from engine.expressions import _parse_instant, truthy
 from engine.model import Flow, Graph, Step
+from engine.logs import FLOW_ID, RUN_ID, STEP, log_to_run_logger
 from engine.pii import mask_json
 from engine.records import Recorder, RunRecord, StepRecord, dumps
 from engine.retry import RetryState, compile_policies
@@ -116,7 +117,7 @@ class Interpreter:
         self.recorder = recorder
         self.connections = connections or NoConnections()
         self.invoke = invoke
-        self.log = log or (lambda _msg: None)
+        self.log = log or log_to_run_logger
         #: shared by the `ctx.client` of every action (None: the process-local token cache)
         self.token_cache = token_cache
         #: waits for connector/action rate budgets (None: no rate limiting)
@@ -161,6 +162,16 @@ class Interpreter:
         )
         state = _RunState(run=run, flow=flow, completed=dict(completed or {}), checkpoint=checkpoint,
                           resumed_from=resumed_from)
+        context = (RUN_ID.set(run.id), FLOW_ID.set(flow.id))
+        try:
+            return await self._execute(state, trigger, prior_steps, start_at)
+        finally:
+            RUN_ID.reset(context[0])
+            FLOW_ID.reset(context[1])
+
+    async def _execute(self, state: _RunState, trigger: Any, prior_steps: dict[str, dict[str, Any]] | None,
+                       start_at: str | None) -> RunRecord:
+        run, flow = state.run, state.flow
         limit = flow.execution.max_step_input_bytes
         try:
             run.trigger_json = mask_json(dumps(trigger), flow.execution.sensitive)
@@ -295,6 +306,15 @@ class Interpreter:
         """Leaf steps, maps and parallels: input rendering, attempts with retries, catch."""
         if step.type in _REPLAYABLE and path in state.completed:
             return self._reuse(state, step, scope, path, started)
+        token = STEP.set(path)
+        try:
+            return await self._guarded(state, step, scope, path, started)
+        finally:
+            STEP.reset(token)
+
+    async def _guarded(
+        self, state: _RunState, step: Step, scope: dict[str, Any], path: str, started: float
+    ) -> tuple[str | None, Any]:
         attempts: list[dict[str, Any]] = []
         input_json: bytes | None = None
         state.in_flight[path] = (step, started, attempts)
