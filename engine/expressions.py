@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jmespath
 import jmespath.exceptions
 import orjson
+from jmespath import exceptions as jp_exceptions
 from jmespath import functions as jp_functions
 
 from engine.errors import ExpressionError
@@ -87,6 +88,15 @@ _UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 60
 
 class FlowlinkFunctions(jp_functions.Functions):
     """The few custom functions flows need on top of standard JMESPath."""
+
+    def _validate_arguments(self, args: list[Any], signature: Any, function_name: str) -> Any:
+        # jmespath checks exact arity; our signatures may end with optional arguments
+        if signature and not signature[-1].get("variadic") and any(s.get("optional") for s in signature):
+            required = sum(1 for s in signature if not s.get("optional"))
+            if not required <= len(args) <= len(signature):
+                raise jp_exceptions.ArityError(len(signature), len(args), function_name)
+            return self._type_check(args, signature[: len(args)], function_name)
+        return super()._validate_arguments(args, signature, function_name)
 
     @jp_functions.signature({"types": ["string", "null"], "optional": True})
     def _func_now(self, tz: str | None = None) -> str:
