@@ -9,10 +9,13 @@ the same as in the event lane; Prefect records each attempt as a task run named
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import httpx
 from prefect import flow, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
@@ -23,6 +26,8 @@ from engine.model import Flow
 from engine.records import Recorder, RunRecord
 
 PREFECT_FLOW_NAME = "flowlink-run"
+_START_ATTEMPTS = 5
+log_ = logging.getLogger("flowlink.tracked")
 
 # Self-hosted installs often have no internet: Prefect's telemetry would only log DNS errors.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -39,6 +44,7 @@ class _Job:
     result: RunRecord | None = None
     token_cache: Any = None
     rate_limiter: Any = None
+    started: bool = False  # the flow run exists and the interpreter began
 
 
 # Prefect parameters must be serialisable, so the live objects of a run wait here,
@@ -67,6 +73,7 @@ def _invoker(run_id: str):
 @flow(name=PREFECT_FLOW_NAME, persist_result=False, validate_parameters=False, log_prints=False)
 async def _tracked_run(run_id: str, flow_id: str, flow_version: int | None):
     job = _jobs[run_id]
+    job.started = True
     prefect_id = str(get_run_context().flow_run.id)
     interpreter = Interpreter(job.recorder, job.connections, invoke=_invoker(run_id), log=job.log,
                               token_cache=job.token_cache, rate_limiter=job.rate_limiter)
@@ -95,11 +102,44 @@ async def run_tracked(
     _jobs[run_id] = _Job(flow_def, trigger, recorder, connections, log, kwargs, token_cache=token_cache,
                          rate_limiter=rate_limiter)
     try:
-        with tags("flowlink", f"flowlink.run:{run_id}", f"flowlink.flow:{flow_def.id}"):
-            await _tracked_run.with_options(flow_run_name=run_id)(run_id, flow_def.id, flow_def.version, return_state=True)
+        for attempt in range(_START_ATTEMPTS):
+            try:
+                with tags("flowlink", f"flowlink.run:{run_id}", f"flowlink.flow:{flow_def.id}"):
+                    await _tracked_run.with_options(flow_run_name=run_id)(run_id, flow_def.id, flow_def.version, return_state=True)
+                break
+            except Exception as exc:
+                # Prefect's server can answer 5xx while creating the flow run under load (concurrent
+                # upserts of the same flow on PostgreSQL): nothing has run yet, so starting again is safe
+                if _jobs[run_id].started or attempt == _START_ATTEMPTS - 1 or not _is_server_error(exc):
+                    raise
+                log_.warning("Prefect refused to start run %s (%s); trying again", run_id, exc)
+                await asyncio.sleep(0.2 * 2 ** attempt)
         job = _jobs[run_id]
         if job.result is None:
             raise RuntimeError(f"Prefect flow run for {run_id} ended without running the flow")
         return job.result
     finally:
         _jobs.pop(run_id, None)
+
+
+def _is_server_error(exc: BaseException) -> bool:
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    response = getattr(exc, "response", None)
+    if isinstance(exc, PrefectHTTPStatusError) and response is not None:
+        return response.status_code >= 500
+    return isinstance(exc, (httpx.TransportError,))
+
+
+async def mark_crashed(prefect_flow_run_id: str, message: str) -> bool:
+    """Set the Prefect flow run of an interrupted tracked run to Crashed (its process died
+    mid-run, so Prefect would show it Running forever); False when Prefect cannot be reached."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    try:
+        async with get_client() as client:
+            await client.set_flow_run_state(prefect_flow_run_id, Crashed(message=message), force=True)
+    except Exception:  # Prefect down: the Flowlink run is resumed regardless
+        return False
+    return True

@@ -1,9 +1,10 @@
-"""Built-in `core` actions: set, filter, sort, dedupe, log and delay."""
+"""Built-in `core` actions: set, filter, sort, dedupe, aggregate, log and delay."""
 from __future__ import annotations
 
 import asyncio
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, Field, field_validator
 
 from connectors.sdk import ActionContext, Connector
@@ -14,7 +15,7 @@ connector = Connector(
     name="core",
     version="1.0.0",
     title={"en": "Core", "zh": "核心"},
-    description="Build, filter, sort and de-duplicate data; log; delay.",
+    description="Build, filter, sort, de-duplicate and aggregate data; log; delay.",
     categories=("core",),
 )
 
@@ -52,6 +53,34 @@ class DedupeInput(BaseModel):
 
     items: list[Any]
     key: str | None = Field(default=None, description="JMESPath giving each item's identity (default: the item).")
+
+
+class Metric(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    op: Literal["sum", "count", "count_distinct", "min", "max", "avg", "first", "last"] = Field(
+        description="sum/avg of numbers; min/max of numbers or of strings (ISO dates order as text); count of items "
+                    "(of non-null values with `of`); count_distinct; first/last non-null value.")
+    of: str | None = Field(default=None, description="JMESPath giving each item's value (the item is the root); "
+                                                     "nulls are skipped. Optional for count.")
+
+
+class AggregateInput(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    items: list[Any] = Field(description="The list to group.")
+    group_by: str = Field(description="JMESPath giving each item's group key (a string, number, boolean or null).")
+    metrics: dict[str, Metric] = Field(description="Output field -> {op, of}, computed over each group's items.")
+
+    @field_validator("metrics")
+    @classmethod
+    def _not_key(cls, value: dict[str, Metric]) -> dict[str, Metric]:
+        if "key" in value:
+            raise ValueError("'key' is the group key's field; name the metric otherwise")
+        for name, metric in value.items():
+            if metric.of is None and metric.op != "count":
+                raise ValueError(f"{name}: `of` is required for {metric.op}")
+        return value
 
 
 class LogInput(BaseModel):
@@ -123,8 +152,6 @@ def sort_items(ctx: ActionContext, inp: SortInput) -> list[Any]:
 ])
 def dedupe_items(ctx: ActionContext, inp: DedupeInput) -> list[Any]:
     """Keep the first item for each distinct key."""
-    import orjson
-
     expr = _item_expression(inp.key, "key") if inp.key else None
     seen: set[bytes] = set()
     kept = []
@@ -134,6 +161,68 @@ def dedupe_items(ctx: ActionContext, inp: DedupeInput) -> list[Any]:
             seen.add(identity)
             kept.append(item)
     return kept
+
+
+def _group_key(value: Any) -> Any:
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        raise InvalidInput(f"args.group_by: group keys must be strings, numbers, booleans or null, got {type(value).__name__}")
+    return value
+
+
+def _numbers(name: str, values: list[Any]) -> list[float]:
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+        raise InvalidInput(f"args.metrics.{name}: expected numbers, got {sorted({type(v).__name__ for v in values})}")
+    return values
+
+
+def _extreme(name: str, values: list[Any], pick: Any) -> Any:
+    if not values:
+        return None
+    kinds = {"number" if isinstance(v, (int, float)) and not isinstance(v, bool) else "string" if isinstance(v, str) else "other"
+             for v in values}
+    if len(kinds) > 1 or "other" in kinds:
+        raise InvalidInput(f"args.metrics.{name}: min/max need all numbers or all strings")
+    return pick(values)
+
+
+def _metric(name: str, metric: Metric, items: list[Any], of: Expression | None) -> Any:
+    if of is None:  # count without `of`: every item of the group
+        return len(items)
+    values = [v for v in (of.search(item) for item in items) if v is not None]
+    if metric.op == "sum":
+        return sum(_numbers(name, values))
+    if metric.op == "avg":
+        return sum(_numbers(name, values)) / len(values) if values else None
+    if metric.op == "count":
+        return len(values)
+    if metric.op == "count_distinct":
+        return len({orjson.dumps(v, option=orjson.OPT_SORT_KEYS) for v in values})
+    if metric.op in ("min", "max"):
+        return _extreme(name, values, min if metric.op == "min" else max)
+    return (values[0] if metric.op == "first" else values[-1]) if values else None
+
+
+@connector.action("aggregate", input=AggregateInput, title={"en": "Group and aggregate", "zh": "分组汇总"}, examples=[
+    {"title": "Spend and last order per customer",
+     "input": {"items": [{"customer": "C1", "amount": 4200, "date": "2026-11-02"}, {"customer": "C2", "amount": 300, "date": "2026-10-09"},
+                         {"customer": "C1", "amount": 1800, "date": "2026-11-20"}],
+               "group_by": "customer",
+               "metrics": {"spend": {"op": "sum", "of": "amount"}, "orders": {"op": "count"}, "last_order": {"op": "max", "of": "date"}}},
+     "expect": [{"key": "C1", "spend": 6000, "orders": 2, "last_order": "2026-11-20"},
+                {"key": "C2", "spend": 300, "orders": 1, "last_order": "2026-10-09"}]},
+])
+def aggregate_items(ctx: ActionContext, inp: AggregateInput) -> list[dict[str, Any]]:
+    """Group items by a key and compute metrics per group (groups in order of first appearance)."""
+    key_expr = _item_expression(inp.group_by, "group_by")
+    value_exprs = {name: _item_expression(m.of, f"metrics.{name}.of") if m.of else None for name, m in inp.metrics.items()}
+    groups: dict[Any, list[Any]] = {}
+    for item in inp.items:
+        # 1 and True are equal dict keys in Python: keep JSON's distinction by keying on the type too
+        key = _group_key(key_expr.search(item))
+        kind = "bool" if isinstance(key, bool) else "number" if isinstance(key, (int, float)) else "other"
+        groups.setdefault((kind, key), []).append(item)
+    return [{"key": key, **{name: _metric(name, inp.metrics[name], members, value_exprs[name]) for name in inp.metrics}}
+            for (_, key), members in groups.items()]
 
 
 @connector.action("log", input=LogInput, title={"en": "Log", "zh": "记录日志"}, examples=[
