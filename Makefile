@@ -8,7 +8,7 @@ STAMP := $(VENV)/.flowlink-installed
 HOST ?= 127.0.0.1
 PORT ?= 8400
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean ui ui-test chromium
 
 install: $(STAMP)
 
@@ -19,14 +19,33 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e examples/flowlink-connector-demo
 	touch $(STAMP)
 
-run: install
+# the web editor: npm ci from the committed lockfile (again only when it changes), then a Vite build into ui/dist
+UI_STAMP := ui/node_modules/.flowlink-installed
+
+$(UI_STAMP): ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+	touch $(UI_STAMP)
+
+ui: $(UI_STAMP)
+	cd ui && npm run build
+
+ui-test: $(UI_STAMP)
+	cd ui && npm test
+
+# the browser tests drive Debian's Chromium (with a CJK font for the zh-CN screenshots)
+chromium:
+	test -x /usr/bin/chromium && test -d /usr/share/fonts/truetype/wqy || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei || \
+	   (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei))
+
+run: install ui
 	$(VENV)/bin/flowlink serve --host $(HOST) --port $(PORT) --load-examples
 
-test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+test: install ui ui-test chromium
+	FLOWLINK_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider
 
 bench: install
-	$(PY) bench/engine_overhead.py
+	$(PY) bench/engine_overhead.py && $(PY) bench/scaling.py
 
 clean:
 	rm -rf $(VENV) .flowlink *.egg-info

@@ -14,6 +14,7 @@ from api.routers import api_keys, audit, auth, events, flows, health, hooks, run
 from api.routers import connections, connectors, metrics
 from api.routers import tables
 from api.routers import ui
+from api.routers import links
 from api.state import ServiceState
 from engine.runtime import FlowEngine
 from engine.store.datatables import DataTables, load_definitions
@@ -57,6 +58,9 @@ def create_app(database_url: str | None = None, load_examples: bool = False) -> 
     app.include_router(hooks.router)
     # /metrics: Prometheus text format, public like /api/health (put it behind your network policy)
     app.include_router(metrics.router)
+    # tracked campaign links: POST /api/links (editor) makes one; GET /r/{code} is public (records the click, 302)
+    app.include_router(links.router, dependencies=[Depends(authorize)])
+    app.include_router(links.redirects)
     # the web editor's /api helpers, then its pages: the catch-all `/{path}` comes last so every route above wins
     app.include_router(ui.router, dependencies=[Depends(authorize)])
     app.include_router(ui.static)

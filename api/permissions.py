@@ -68,6 +68,8 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/connectors"): "viewer",
     ("GET", "/api/connectors/{name}"): "viewer",
     ("POST", "/api/connectors/{name}/options"): "editor",
+    # tracked campaign links (GET /r/{code} is outside /api and public)
+    ("POST", "/api/links"): "editor",
     # data tables: viewers read definitions and rows, editors change them
     ("GET", "/api/tables"): "viewer",
     ("GET", "/api/tables/{name}"): "viewer",

@@ -48,8 +48,14 @@ The HTTP API is at <a href="/api/docs">/api/docs</a>.</p>"""
 
 
 def dist_dir() -> Path:
-    """Where the built UI lives (`FLOWLINK_UI_DIST` overrides `ui/dist`)."""
-    return Path(os.environ.get("FLOWLINK_UI_DIST") or DEFAULT_DIST)
+    """Where the built UI lives: `FLOWLINK_UI_DIST`, else `ui/dist` next to the source tree, else `ui/dist` in the
+    working directory (an installed, non-editable package, e.g. the Docker image's /app/ui/dist)."""
+    if os.environ.get("FLOWLINK_UI_DIST"):
+        return Path(os.environ["FLOWLINK_UI_DIST"])
+    for candidate in (DEFAULT_DIST, Path.cwd() / "ui" / "dist"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    return DEFAULT_DIST
 
 
 class PreviewRequest(BaseModel):
