@@ -99,8 +99,8 @@ async def run_tracked(
     **kwargs: Any,
 ) -> RunRecord:
     """Execute one run as a Prefect flow run and return Flowlink's record of it."""
-    _jobs[run_id] = _Job(flow_def, trigger, recorder, connections, log, kwargs, token_cache=token_cache,
-                         rate_limiter=rate_limiter)
+    job = _jobs[run_id] = _Job(flow_def, trigger, recorder, connections, log, kwargs, token_cache=token_cache,
+                               rate_limiter=rate_limiter)
     try:
         for attempt in range(_START_ATTEMPTS):
             try:
@@ -110,11 +110,10 @@ async def run_tracked(
             except Exception as exc:
                 # Prefect's server can answer 5xx while creating the flow run under load (concurrent
                 # upserts of the same flow on PostgreSQL): nothing has run yet, so starting again is safe
-                if _jobs[run_id].started or attempt == _START_ATTEMPTS - 1 or not _is_server_error(exc):
+                if job.started or attempt == _START_ATTEMPTS - 1 or not _is_server_error(exc):
                     raise
                 log_.warning("Prefect refused to start run %s (%s); trying again", run_id, exc)
                 await asyncio.sleep(0.2 * 2 ** attempt)
-        job = _jobs[run_id]
         if job.result is None:
             raise RuntimeError(f"Prefect flow run for {run_id} ended without running the flow")
         return job.result

@@ -55,7 +55,7 @@ async def test_two_apis_two_workers_one_killed_every_event_runs_once(postgres_ur
     fake = CountingFake()
     fake_server = ServerThread(fake.app).start()
     env = {**os.environ, "FLOWLINK_HOME": str(tmp_path), "FLOWLINK_DATABASE_URL": postgres_url,
-           "FLOWLINK_ADMIN_PASSWORD": ADMIN_PASSWORD, "FLOWLINK_INBOX_LEASE": "2", "FLOWLINK_INBOX_POLL": "0.1",
+           "FLOWLINK_ADMIN_PASSWORD": ADMIN_PASSWORD, "FLOWLINK_INBOX_LEASE": "8", "FLOWLINK_INBOX_POLL": "0.1",
            "FLOWLINK_MAX_CONCURRENT_RUNS": "16"}
     api_env = {**env, "FLOWLINK_DISPATCH": "0"}
     ports = [free_port(), free_port()]
