@@ -11,12 +11,26 @@ from engine.logs import configure
 from engine.runtime import FlowEngine
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """configure() replaces the root handlers (pytest's capture ones too): put them back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    uvicorn = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
+               for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, (saved, propagate) in uvicorn.items():
+        logging.getLogger(name).handlers[:] = saved
+        logging.getLogger(name).propagate = propagate
+
+
 @pytest.fixture()
 def json_log():
     stream = io.StringIO()
     configure("json", "INFO", stream=stream)
-    yield stream
-    configure("text", "WARNING")
+    return stream
 
 
 async def test_step_logs_are_json_lines_with_run_and_step(json_log: io.StringIO, sqlite_url: str) -> None:
@@ -40,10 +54,7 @@ def test_text_format_prefixes_the_context() -> None:
 
     stream = io.StringIO()
     configure("text", "INFO", stream=stream)
-    try:
-        tokens = RUN_ID.set("r-1"), STEP.set("m[2].call")
-        logging.getLogger("flowlink.test").info("hello")
-        RUN_ID.reset(tokens[0]), STEP.reset(tokens[1])
-    finally:
-        configure("text", "WARNING")
+    tokens = RUN_ID.set("r-1"), STEP.set("m[2].call")
+    logging.getLogger("flowlink.test").info("hello")
+    RUN_ID.reset(tokens[0]), STEP.reset(tokens[1])
     assert "[run=r-1 step=m[2].call] hello" in stream.getvalue()

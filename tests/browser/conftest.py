@@ -60,9 +60,12 @@ def service(tmp_path_factory: pytest.TempPathFactory, browser_ready: None) -> It
         svc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(browser_ready: None) -> Iterator[object]:
-    """Headless Debian Chromium driven by Playwright (never Playwright's own downloaded browsers)."""
+    """Headless Debian Chromium driven by Playwright (never Playwright's own downloaded browsers).
+
+    Module-scoped on purpose: Playwright's sync API runs an event loop on the main thread while
+    it is started, which would break every asyncio test collected after the browser tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
