@@ -9,8 +9,9 @@ from api.state import ServiceState
 from engine.users import User
 
 
-def get_state(request: Request) -> ServiceState:
-    """The service state created at start-up (engine, background runs)."""
+async def get_state(request: Request) -> ServiceState:
+    """The service state created at start-up (engine, background runs). Async: a sync dependency
+    would cost every request a hop to the thread pool."""
     return request.app.state.flowlink
 
 

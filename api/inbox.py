@@ -29,9 +29,10 @@ from urllib.parse import parse_qs
 import orjson
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from api.batching import Batcher
 from api.errors import error_body
 from connectors.sdk.triggers import RequestInfo, WebhookRejected, WebhookResponse, WebhookTrigger
 from engine.errors import StepError
@@ -158,6 +159,10 @@ class Inbox:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics: Any = None  # api.metrics.Metrics, set by the service: counts deliveries
+        # group commit: concurrent deliveries share one INSERT transaction, finished events one UPDATE
+        self._intake: Batcher[tuple[Hook, str, str | None, dict[str, Any]], tuple[str, str, bool]] = Batcher(self._store_many)
+        self._finishing: Batcher[tuple[str, str, str | None], None] = Batcher(self._finish_many)
+        self._flows: dict[tuple[str, int | None], tuple[int, float, Flow | None]] = {}
         engine.flows.listeners.append(self._flow_changed)
 
     # -------------------------------------------------------------------- flow look-up
@@ -299,7 +304,7 @@ class Inbox:
         query = {k: v for k, v in _query(request).items() if "query:" + k not in carriers}
         dedupe = self._dedupe_key(hook, headers, query, body)
         payload = {"body": body, "headers": headers, "query": query, "method": request.method, "path": path}
-        event_id, run_id, duplicate = await asyncio.to_thread(self._store, hook, path, dedupe, payload)
+        event_id, run_id, duplicate = await self._intake.submit((hook, path, dedupe, payload))
         if self.metrics is not None:
             self.metrics.webhook(hook.flow_id, "duplicate" if duplicate else "accepted")
         if not duplicate:
@@ -339,8 +344,8 @@ class Inbox:
             raise _fail(400, "InvalidPayload", str(exc)) from None
         if result.handshake:
             return to_response(result.response)
-        stored = [await asyncio.to_thread(self._store, hook, path, _bounded_key(hook.callback.event_key(event)), event)
-                  for event in result.events]
+        stored = await asyncio.gather(*(self._intake.submit((hook, path, _bounded_key(hook.callback.event_key(event)), event))
+                                        for event in result.events))
         fresh = [ids for ids in stored if not ids[2]]
         if self.metrics is not None:
             for ids in stored:
@@ -393,6 +398,49 @@ class Inbox:
                 raise
             return found[0], found[1], True
         return event_id, run_id, False
+
+    def _store_many(self, items: list[tuple[Hook, str, str | None, dict[str, Any]]]) -> list[tuple[str, str, bool]]:
+        """Commit a batch of events in one transaction (each result as `_store` gives it).
+
+        Duplicates are found with one look-up for the whole batch, and within the batch (the
+        later delivery refers to the first). A unique-key race with another process rolls the
+        batch back and stores its events one by one, which settles each race as `_store` does.
+        """
+        keys = {(hook.flow_id, dedupe) for hook, _, dedupe, _ in items if dedupe is not None}
+        now = time.time()
+        try:
+            with self.db.begin() as conn:
+                known: dict[tuple[str, str], tuple[str, str]] = {}
+                if keys:
+                    found = conn.execute(select(events.c.flow_id, events.c.dedupe_key, events.c.id, events.c.run_id)
+                                         .where(tuple_(events.c.flow_id, events.c.dedupe_key).in_(list(keys))))
+                    known = {(row[0], row[1]): (row[2], row[3]) for row in found}
+                rows, results = [], []
+                for hook, path, dedupe, payload in items:
+                    key = (hook.flow_id, dedupe)
+                    if dedupe is not None and key in known:
+                        results.append((*known[key], True))
+                        continue
+                    event_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+                    if dedupe is not None:
+                        known[key] = (event_id, run_id)
+                    rows.append({"id": event_id, "flow_id": hook.flow_id, "flow_version": hook.version, "path": path[:200],
+                                 "dedupe_key": dedupe, "payload": orjson.dumps(payload).decode(), "status": "accepted",
+                                 "run_id": run_id, "attempts": 0, "received_at": now, "updated_at": now})
+                    results.append((event_id, run_id, False))
+                if rows:
+                    conn.execute(events.insert(), rows)
+            return results
+        except IntegrityError:
+            if len(items) == 1 and items[0][2] is None:
+                raise
+        out: list[Any] = []
+        for hook, path, dedupe, payload in items:
+            try:
+                out.append(self._store(hook, path, dedupe, payload))
+            except Exception as exc:  # this delivery alone fails
+                out.append(exc)
+        return out
 
     def _existing(self, flow_id: str, dedupe: str) -> tuple[str, str] | None:
         with self.db.connect() as conn:
@@ -468,6 +516,8 @@ class Inbox:
                 except Exception:
                     log.exception("claiming webhook events failed")
                 for row in claimed:
+                    if row.id in self.inflight:  # our own lease lapsed (a stalled loop) and we won it back
+                        continue
                     self.inflight[row.id] = asyncio.create_task(self._execute(row), name=f"event-{row.id}")
                 if claimed and len(self.inflight) < self.max_concurrent:
                     continue  # there may be more waiting
@@ -480,23 +530,21 @@ class Inbox:
         return or_(events.c.status == "accepted", and_(events.c.status == "running", events.c.claimed_until < now))
 
     def _claim(self, limit: int) -> list[Any]:
-        """Claim up to `limit` events with conditional UPDATEs (only one process wins each)."""
+        """Claim up to `limit` events with one conditional UPDATE ... RETURNING (only one process wins
+        each: PostgreSQL skips rows another claimer has locked, SQLite has one writer at a time, and
+        the outer condition is checked again on the locked row)."""
         now = time.time()
+        oldest = select(events.c.id).where(self._claimable(now)).order_by(events.c.received_at).limit(limit)
+        if self.db.dialect.name == "postgresql":
+            oldest = oldest.with_for_update(skip_locked=True)
+        claim = (update(events).where(events.c.id.in_(oldest.scalar_subquery()), self._claimable(now))
+                 .values(status="running", claimed_by=self.worker_id, claimed_until=now + self.lease,
+                         attempts=events.c.attempts + 1, updated_at=now)
+                 .returning(events.c.id, events.c.flow_id, events.c.flow_version, events.c.payload, events.c.run_id,
+                            events.c.attempts, events.c.received_at))
         with self.db.begin() as conn:
-            ids = conn.execute(select(events.c.id).where(self._claimable(now))
-                               .order_by(events.c.received_at).limit(limit)).scalars().all()
-            won = []
-            for event_id in ids:
-                changed = conn.execute(update(events).where(events.c.id == event_id, self._claimable(now)).values(
-                    status="running", claimed_by=self.worker_id, claimed_until=now + self.lease,
-                    attempts=events.c.attempts + 1, updated_at=now)).rowcount
-                if changed == 1:
-                    won.append(event_id)
-            if not won:
-                return []
-            return list(conn.execute(select(events.c.id, events.c.flow_id, events.c.flow_version, events.c.payload,
-                                            events.c.run_id, events.c.attempts).where(events.c.id.in_(won))
-                                     .order_by(events.c.received_at)).all())
+            won = list(conn.execute(claim).all())
+        return sorted(won, key=lambda row: row.received_at)
 
     async def _heartbeat(self) -> None:
         while not self._stopping:
@@ -504,14 +552,45 @@ class Inbox:
             if not self.inflight:
                 continue
             try:
-                await asyncio.to_thread(self._renew)
+                lost = await asyncio.to_thread(self._renew, list(self.inflight))
             except Exception:
                 log.exception("renewing webhook event leases failed")
+                continue
+            for event_id in lost:  # fencing: the other process runs it now (resuming from our checkpoints)
+                task = self.inflight.get(event_id)
+                if task is not None and not task.done():
+                    log.warning("lease of webhook event %s was taken over by another process; stopping our run", event_id)
+                    task.cancel()
 
-    def _renew(self) -> None:
+    def _renew(self, mine: list[str]) -> set[str]:
+        """Extend our leases; returns those of `mine` another process has claimed meanwhile
+        (our lease lapsed while this process stalled): we must stop running them."""
         with self.db.begin() as conn:
             conn.execute(update(events).where(events.c.claimed_by == self.worker_id, events.c.status == "running")
                          .values(claimed_until=time.time() + self.lease))
+            return set(conn.execute(select(events.c.id).where(
+                events.c.id.in_(mine), events.c.claimed_by != self.worker_id, events.c.status == "running")).scalars())
+
+    async def _flow_for(self, flow_id: str, version: int | None) -> Flow | None:
+        """`_flow_of`, cached per stored version like the webhook table (a change here clears it,
+        other processes' changes show within `cache_ttl`)."""
+        key, now = (flow_id, version), time.monotonic()
+        cached = self._flows.get(key)
+        if cached is not None and cached[0] == self._generation and now - cached[1] <= self.cache_ttl:
+            return cached[2]
+        generation = self._generation
+        flow = await asyncio.to_thread(self._flow_of, flow_id, version)
+        if flow is not None and version is not None:
+            self._flows[key] = (generation, now, flow)
+        return flow
+
+    async def _durable(self) -> None:
+        """Wait until the history handed over so far is committed (shared with concurrent runs)."""
+        durable = getattr(self.engine.recorder, "durable", None)
+        if durable is not None:
+            await durable()
+        else:
+            await asyncio.to_thread(self.engine.flush)
 
     def _flow_of(self, flow_id: str, version: int | None) -> Flow | None:
         found = self.engine.flows.get(flow_id, version)
@@ -542,7 +621,8 @@ class Inbox:
             conn.execute(update(runs).where(runs.c.id == run_id).values(
                 id=moved, status="cancelled", error=orjson.dumps(error).decode(), ended_at=time.time()))
             conn.execute(update(step_runs).where(step_runs.c.run_id == run_id).values(run_id=moved))
-        return {"completed": completed, "resumed_from": moved}
+        return {"completed": completed, "resumed_from": moved,
+                "_prefect_flow_run_id": partial.prefect_flow_run_id if partial else None}
 
     async def _execute(self, row: Any) -> None:
         record: RunRecord | None = None
@@ -555,24 +635,30 @@ class Inbox:
                     record = previous
                 elif previous:
                     resume = previous
+                    crashed = resume.pop("_prefect_flow_run_id", None)
+                    if crashed:  # the tracked lane's flow run of the interrupted attempt
+                        from engine.tracked import mark_crashed
+
+                        await mark_crashed(crashed, f"the Flowlink process stopped during this run; it was resumed as "
+                                                    f"{row.run_id} (interrupted attempt kept as {resume['resumed_from']})")
             if record is None:
-                flow = await asyncio.to_thread(self._flow_of, row.flow_id, row.flow_version)
+                flow = await self._flow_for(row.flow_id, row.flow_version)
                 if flow is None:
                     error = f"flow '{row.flow_id}' version {row.flow_version} no longer exists"
                 else:
                     record = await self.engine.run(flow, orjson.loads(row.payload), run_id=row.run_id, checkpoint=True, **resume)
-                    await asyncio.to_thread(self.engine.flush)  # the run is committed before the event is done
+                    await self._durable()  # the run is committed before the event is done
             if record is not None and record.status != "succeeded":
                 err = record.error or {}
                 error = f"{err.get('type')}: {err.get('message')}"
-            await asyncio.to_thread(self._finish, row.id, "done" if error is None else "dead", error)
+            await self._finishing.submit((row.id, "done" if error is None else "dead", error))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("webhook event %s failed", row.id)
             error = f"{type(exc).__name__}: {exc}"
             try:
-                await asyncio.to_thread(self._finish, row.id, "dead", error)
+                await self._finishing.submit((row.id, "dead", error))
             except Exception:
                 log.exception("marking webhook event %s failed", row.id)
         finally:
@@ -586,9 +672,16 @@ class Inbox:
                         future.set_exception(RuntimeError(error or "the event was not run"))
 
     def _finish(self, event_id: str, status: str, error: str | None) -> None:
+        self._finish_many([(event_id, status, error)])
+
+    def _finish_many(self, items: list[tuple[str, str, str | None]]) -> list[None]:
+        """Mark events done/dead in one transaction (only those this process still holds)."""
+        now = time.time()
         with self.db.begin() as conn:
-            conn.execute(update(events).where(events.c.id == event_id, events.c.claimed_by == self.worker_id).values(
-                status=status, last_error=error, claimed_until=None, updated_at=time.time()))
+            conn.execute(update(events).where(events.c.id == bindparam("b_id"), events.c.claimed_by == self.worker_id)
+                         .values(status=bindparam("b_status"), last_error=bindparam("b_error"), claimed_until=None, updated_at=now),
+                         [{"b_id": event_id, "b_status": status, "b_error": error} for event_id, status, error in items])
+        return [None] * len(items)
 
     # -------------------------------------------------------------------- queries for the API
 

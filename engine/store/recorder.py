@@ -69,10 +69,17 @@ def _release(waiters: list["asyncio.Future[None]"]) -> None:
 class SqlRecorder:
     """A Recorder that writes runs and steps to the database in batches."""
 
-    def __init__(self, engine: Engine, max_batch: int = 2000, linger: float = 0.02, mode: str = "auto") -> None:
+    def __init__(self, engine: Engine, max_batch: int = 2000, linger: float = 0.02, mode: str = "auto",
+                 durable_interval: float = 0.01) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.linger = linger
+        # loop mode: durable() waiters are committed at most this long after the previous write
+        # (at once when idle), not after a whole `linger`: a checkpoint costs a lone run ~0 ms and
+        # at most `durable_interval` under load, while commits stay grouped (<= 1/interval per s)
+        self.durable_interval = min(durable_interval, linger)
+        self._last_write = 0.0
+        self._durable_timer: asyncio.TimerHandle | None = None
         if mode == "auto":
             mode = "loop" if engine.dialect.name == "sqlite" else "thread"
         if mode not in ("loop", "thread"):
@@ -129,9 +136,10 @@ class SqlRecorder:
         else:
             with self._lock:
                 self._waiters.append(done)
-            if self._timer is None or self._timer_loop is not loop:
+            if self._durable_timer is None or self._timer_loop is not loop:
                 self._timer_loop = loop
-                self._timer = loop.call_later(self.linger, self._on_timer)
+                delay = max(0.0, self._last_write + self.durable_interval - time.monotonic())
+                self._durable_timer = loop.call_later(delay, self._on_durable_timer)
         await done
 
     def close(self) -> None:
@@ -170,6 +178,10 @@ class SqlRecorder:
         self._timer = None
         self._drain()
 
+    def _on_durable_timer(self) -> None:
+        self._durable_timer = None
+        self._drain()
+
     def _drain(self) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []
@@ -178,13 +190,14 @@ class SqlRecorder:
                 _release(waiters)
                 return
             if self._write_once(batch):
+                self._last_write = time.monotonic()
                 self._failures = 0
                 _release(waiters)
                 return
             self._waiters = waiters + self._waiters
             self._failures += 1
             if self._failures >= _MAX_WRITE_ATTEMPTS:
-                log.error("dropping %d run records after %d failed writes", len(batch), self._failures)
+                self._write_each_run(batch)
                 self._failures = 0
                 _release(self._waiters)
                 self._waiters = []
@@ -205,14 +218,18 @@ class SqlRecorder:
             first = self._queue.get()
             batch = [first]
             deadline = time.monotonic() + self.linger
+            # someone waits for this commit (durable/flush): write what is queued now, without
+            # lingering; what arrives during the write forms the next group
+            urgent = first[0] is _DURABLE
             while len(batch) < self.max_batch:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get_nowait() if urgent else self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 batch.append(item)
                 if item[0] is _FLUSH or item[0] is _STOP:
                     break
+                urgent = urgent or item[0] is _DURABLE
             records = [item for item in batch if item[0] not in (_FLUSH, _DURABLE, _STOP)]
             if records:
                 self._write(records)
@@ -234,7 +251,17 @@ class SqlRecorder:
             if self._write_once(records):
                 return
             time.sleep(0.2 * (attempt + 1))
-        log.error("dropping %d run records after %d failed writes", len(records), _MAX_WRITE_ATTEMPTS)
+        self._write_each_run(records)
+
+    def _write_each_run(self, records: list[tuple[str, Any]]) -> None:
+        """A batch keeps failing (e.g. one run's row conflicts): write each run's records on
+        their own, so that only the run at fault is lost, not every run of the batch."""
+        groups: dict[str, list[tuple[str, Any]]] = {}
+        for kind, record in records:
+            groups.setdefault(record.run_id if kind == "step" else record.id, []).append((kind, record))
+        lost = [run_id for run_id, group in groups.items() if not self._write_once(group)]
+        if lost:
+            log.error("dropping the records of %d run(s) that cannot be written: %s", len(lost), ", ".join(lost[:10]))
 
     # ------------------------------------------------------------------ writing
 
