@@ -42,7 +42,7 @@ run: install ui
 	$(VENV)/bin/flowlink serve --host $(HOST) --port $(PORT) --load-examples
 
 test: install ui ui-test chromium
-	FLOWLINK_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider
+	FLOWLINK_REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 bench: install
 	$(PY) bench/engine_overhead.py && $(PY) bench/scaling.py

@@ -22,6 +22,7 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -157,6 +158,7 @@ class Inbox:
         self.waiters: dict[str, list[asyncio.Future[RunRecord]]] = {}
         self.wake = asyncio.Event()
         self._stopping = False
+        self._lease_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-lease")
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics: Any = None  # api.metrics.Metrics, set by the service: counts deliveries
         # group commit: concurrent deliveries share one INSERT transaction, finished events one UPDATE
@@ -552,7 +554,9 @@ class Inbox:
             if not self.inflight:
                 continue
             try:
-                lost = await asyncio.to_thread(self._renew, list(self.inflight))
+                # a thread of its own: the shared pool may be busy with runs' blocking work, and a
+                # late renewal lets the lease lapse under a live run
+                lost = await asyncio.get_running_loop().run_in_executor(self._lease_thread, self._renew, list(self.inflight))
             except Exception:
                 log.exception("renewing webhook event leases failed")
                 continue

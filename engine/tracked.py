@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -71,8 +72,8 @@ def _invoker(run_id: str):
 
 
 @flow(name=PREFECT_FLOW_NAME, persist_result=False, validate_parameters=False, log_prints=False)
-async def _tracked_run(run_id: str, flow_id: str, flow_version: int | None):
-    job = _jobs[run_id]
+async def _tracked_run(run_id: str, flow_id: str, flow_version: int | None, job_key: str | None = None):
+    job = _jobs[job_key or run_id]
     job.started = True
     prefect_id = str(get_run_context().flow_run.id)
     interpreter = Interpreter(job.recorder, job.connections, invoke=_invoker(run_id), log=job.log,
@@ -99,13 +100,14 @@ async def run_tracked(
     **kwargs: Any,
 ) -> RunRecord:
     """Execute one run as a Prefect flow run and return Flowlink's record of it."""
-    job = _jobs[run_id] = _Job(flow_def, trigger, recorder, connections, log, kwargs, token_cache=token_cache,
-                               rate_limiter=rate_limiter)
+    job_key = f"{run_id}:{uuid.uuid4().hex}"  # unique: a run id may be executing twice (a stalled lease taken over)
+    job = _jobs[job_key] = _Job(flow_def, trigger, recorder, connections, log, kwargs, token_cache=token_cache,
+                                rate_limiter=rate_limiter)
     try:
         for attempt in range(_START_ATTEMPTS):
             try:
                 with tags("flowlink", f"flowlink.run:{run_id}", f"flowlink.flow:{flow_def.id}"):
-                    await _tracked_run.with_options(flow_run_name=run_id)(run_id, flow_def.id, flow_def.version, return_state=True)
+                    await _tracked_run.with_options(flow_run_name=run_id)(run_id, flow_def.id, flow_def.version, job_key, return_state=True)
                 break
             except Exception as exc:
                 # Prefect's server can answer 5xx while creating the flow run under load (concurrent
@@ -118,7 +120,7 @@ async def run_tracked(
             raise RuntimeError(f"Prefect flow run for {run_id} ended without running the flow")
         return job.result
     finally:
-        _jobs.pop(run_id, None)
+        _jobs.pop(job_key, None)
 
 
 def _is_server_error(exc: BaseException) -> bool:
