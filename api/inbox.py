@@ -625,8 +625,7 @@ class Inbox:
             conn.execute(update(runs).where(runs.c.id == run_id).values(
                 id=moved, status="cancelled", error=orjson.dumps(error).decode(), ended_at=time.time()))
             conn.execute(update(step_runs).where(step_runs.c.run_id == run_id).values(run_id=moved))
-        return {"completed": completed, "resumed_from": moved,
-                "_prefect_flow_run_id": partial.prefect_flow_run_id if partial else None}
+        return {"completed": completed, "resumed_from": moved}
 
     async def _execute(self, row: Any) -> None:
         record: RunRecord | None = None
@@ -639,17 +638,16 @@ class Inbox:
                     record = previous
                 elif previous:
                     resume = previous
-                    crashed = resume.pop("_prefect_flow_run_id", None)
-                    if crashed:  # the tracked lane's flow run of the interrupted attempt
-                        from engine.tracked import mark_crashed
-
-                        await mark_crashed(crashed, f"the Flowlink process stopped during this run; it was resumed as "
-                                                    f"{row.run_id} (interrupted attempt kept as {resume['resumed_from']})")
             if record is None:
                 flow = await self._flow_for(row.flow_id, row.flow_version)
                 if flow is None:
                     error = f"flow '{row.flow_id}' version {row.flow_version} no longer exists"
                 else:
+                    if row.attempts > 1 and flow.lane == "tracked":  # the interrupted attempt's Prefect flow run
+                        from engine.tracked import mark_interrupted
+
+                        await mark_interrupted(row.run_id, f"the Flowlink process stopped during this run; "
+                                                           f"it was resumed under the same run id {row.run_id}")
                     record = await self.engine.run(flow, orjson.loads(row.payload), run_id=row.run_id, checkpoint=True, **resume)
                     await self._durable()  # the run is committed before the event is done
             if record is not None and record.status != "succeeded":

@@ -132,15 +132,23 @@ def _is_server_error(exc: BaseException) -> bool:
     return isinstance(exc, (httpx.TransportError,))
 
 
-async def mark_crashed(prefect_flow_run_id: str, message: str) -> bool:
-    """Set the Prefect flow run of an interrupted tracked run to Crashed (its process died
-    mid-run, so Prefect would show it Running forever); False when Prefect cannot be reached."""
+async def mark_interrupted(run_id: str, message: str) -> int:
+    """Set the unfinished Prefect flow runs of `run_id` (named by it) to Crashed: their process
+    died mid-run, so Prefect would show them Running forever. Returns how many; 0 when Prefect
+    cannot be reached (the Flowlink run is resumed regardless)."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
 
+    unfinished = FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED])
     try:
         async with get_client() as client:
-            await client.set_flow_run_state(prefect_flow_run_id, Crashed(message=message), force=True)
-    except Exception:  # Prefect down: the Flowlink run is resumed regardless
-        return False
-    return True
+            runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=[run_id]), state=FlowRunFilterState(type=unfinished)))
+            for run in runs:
+                await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+    except Exception:
+        log_.warning("could not mark the interrupted Prefect flow runs of %s as crashed", run_id, exc_info=True)
+        return 0
+    return len(runs)
