@@ -14,7 +14,7 @@ from api.routers import api_keys, audit, auth, events, flows, health, hooks, run
 from api.routers import connections, connectors, metrics
 from api.routers import tables
 from api.routers import ui
-from api.routers import links
+from api.routers import links, templates
 from api.state import ServiceState
 from engine.runtime import FlowEngine
 from engine.store.datatables import DataTables, load_definitions
@@ -51,7 +51,7 @@ def create_app(database_url: str | None = None, load_examples: bool = False) -> 
     app = FastAPI(title="Flowlink", version="0.1.0", openapi_url="/api/openapi.json", docs_url="/api/docs", lifespan=lifespan)
     errors.install(app)
     # every /api router is checked by `authorize` against api/permissions.py (public routes included there)
-    for module in (health, auth, flows, runs, events, users, api_keys, audit, steps, connections, connectors):
+    for module in (health, auth, flows, runs, events, users, api_keys, audit, steps, connections, connectors, templates):
         app.include_router(module.router, dependencies=[Depends(authorize)])
     app.include_router(tables.router, dependencies=[Depends(authorize)])  # data tables (docs/tables.md)
     # /hooks: each webhook authenticates its caller itself (token/HMAC from the flow's trigger), not as a user

@@ -81,6 +81,9 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/tables/{name}/rows"): "editor",
     ("PATCH", "/api/tables/{name}/rows/{row_id}"): "editor",
     ("DELETE", "/api/tables/{name}/rows/{row_id}"): "editor",
+    # flow templates (the shipped flows) to start from
+    ("GET", "/api/templates"): "viewer",
+    ("GET", "/api/templates/{template_id}"): "viewer",
     # the web editor's helpers
     ("POST", "/api/ui/preview"): "editor",
 }

@@ -116,3 +116,29 @@ def test_runs_tables_and_audit(page, service) -> None:
     page.get_by_role("button", name="筛选").click()
     page.get_by_role("cell", name="run.retry").first.wait_for()
     assert page.errors == []
+
+
+def test_new_flow_from_a_template(page, service) -> None:
+    """The shipped flows are templates: a new flow starts as a copy under its own id and path."""
+    api = service.api()
+    if api.get("/api/connections/wecom-main").status_code == 404:  # the template names this connection
+        created = api.post("/api/connections", json={"name": "wecom-main", "connector": "wecom", "fields": {
+            "corp_id": "ww0123456789abcdef", "app_secret": "s" * 43, "agent_id": 1000002,
+            "token": "tok", "encoding_aes_key": "a" * 43}})
+        assert created.status_code == 201, created.text
+    log_in(page)
+    page.get_by_role("button", name="新建流程").click()
+    page.locator("select[name=flow-template]").select_option("wecom-welcome")
+    page.get_by_text("wecom.callback · ").wait_for()  # the template's trigger and connectors
+    page.fill("input[name=flow-id]", "welcome-shop-2")
+    page.locator(".dialog").get_by_role("button", name="创建").click()
+    node(page, "welcome").wait_for()  # the template's steps are on the canvas
+    page.get_by_role("button", name="保存", exact=True).click()
+    page.fill("input[name=save-message]", "from the template")
+    page.locator(".dialog").get_by_role("button", name="保存").click()
+    page.get_by_text("已保存为版本 1").wait_for()
+    saved = api.get("/api/flows/welcome-shop-2").json()["definition"]
+    template = api.get("/api/templates/wecom-welcome").json()
+    shape = lambda steps: [(x["id"], x["type"], x.get("action"), x.get("args")) for x in steps]  # noqa: E731
+    assert shape(saved["steps"]) == shape(template["steps"]) and saved["trigger"]["type"] == "wecom.callback"
+    assert saved["trigger"]["path"] == "welcome-shop-2" and saved["name"] == template["name"]

@@ -55,7 +55,13 @@ function EditorInner({ flowId }: { flowId: string }) {
       setConnectors(Object.fromEntries(catalog.map((c) => [c.name, c])));
       setConnections(conns);
       let next: Loaded;
-      if (isNew) {
+      const template = query.get("template");
+      if (isNew && template) {
+        // a copy of a shipped flow under the new id; a path of its own so it never collides with the original
+        const found = await call<FlowDef>(api.GET("/api/templates/{template_id}", { params: { path: { template_id: template } } }));
+        const trigger = "path" in found.trigger ? { ...found.trigger, path: flowId } : found.trigger;
+        next = { base: { ...found, id: flowId, name: query.get("name") || found.name, trigger }, version: null, active: false };
+      } else if (isNew) {
         next = { base: { id: flowId, name: query.get("name") || flowId, trigger: { type: "webhook", path: flowId, sample: { body: {} } }, steps: [] }, version: null, active: false };
       } else {
         const found = await call<{ version: number; definition: FlowDef }>(api.GET("/api/flows/{flow_id}", { params: { path: { flow_id: flowId } } }));

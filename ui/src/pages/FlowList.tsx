@@ -100,20 +100,36 @@ export default function FlowList() {
   );
 }
 
+type Template = { id: string; name: string; description: string; trigger: string | null; connectors: string[] };
+
 function CreateFlow({ onClose }: { onClose: () => void }) {
   const { t } = useI18n();
   const [id, setId] = useState("");
   const [name, setName] = useState("");
+  const [template, setTemplate] = useState("");
+  const [templates, setTemplates] = useState<Template[]>([]);
+  useEffect(() => {
+    call<Template[]>(api.GET("/api/templates")).then(setTemplates).catch(() => setTemplates([]));
+  }, []);
   const valid = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id);
+  const chosen = templates.find((x) => x.id === template);
   const submit = (e: FormEvent) => {
     e.preventDefault();
     if (!valid) return;
     // the flow is created by its first save in the editor (a flow needs at least one step)
-    navigate(`/flows/${encodeURIComponent(id)}?new=1&name=${encodeURIComponent(name || id)}`);
+    const from = template ? `&template=${encodeURIComponent(template)}` : "";
+    navigate(`/flows/${encodeURIComponent(id)}?new=1&name=${encodeURIComponent(name || chosen?.name || id)}${from}`);
   };
   return (
     <Dialog title={t("newFlow")} onClose={onClose}>
       <form onSubmit={submit} className="stack">
+        <label>{t("template")}
+          <select name="flow-template" value={template} onChange={(e) => setTemplate(e.target.value)}>
+            <option value="">{t("blankFlow")}</option>
+            {templates.map((x) => <option key={x.id} value={x.id}>{x.name} ({x.id})</option>)}
+          </select>
+        </label>
+        {chosen && <small className="muted">{chosen.trigger} · {chosen.connectors.join(", ") || "core"}</small>}
         <label>{t("id")}<input name="flow-id" value={id} onChange={(e) => setId(e.target.value)} autoFocus /></label>
         <small className={id && !valid ? "error-text" : "muted"}>{t("flowIdHelp")}</small>
         <label>{t("name")}<input name="flow-name" value={name} onChange={(e) => setName(e.target.value)} /></label>
