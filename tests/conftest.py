@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from typing import Iterator
 
@@ -124,6 +125,18 @@ def prefect_server(postgres_admin_url: str, tmp_path_factory: pytest.TempPathFac
 
 #: The first admin's password in API tests (the app reads FLOWLINK_ADMIN_PASSWORD on first start).
 ADMIN_PASSWORD = "test-admin-password"
+
+
+def wait_runs(client, flow_id: str, count: int, timeout: float = 30) -> list[dict]:
+    """The first `count` finished runs of a flow (full records), polling the API until they exist."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = client.get("/api/runs", params={"flow_id": flow_id}).json()
+        done = [r for r in found if r["status"] in ("succeeded", "failed")]
+        if len(done) >= count:
+            return [client.get(f"/api/runs/{r['id']}").json() for r in done]
+        time.sleep(0.1)
+    raise AssertionError(f"{flow_id}: fewer than {count} finished runs")
 
 
 def login(client, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:

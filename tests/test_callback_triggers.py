@@ -18,7 +18,7 @@ from connectors.sdk import Connector
 from connectors.sdk.triggers import RequestInfo, WebhookRejected, WebhookResponse, WebhookTrigger, add_trigger
 from engine.errors import InvalidInput
 from engine.store import audit
-from tests.conftest import bearer, login
+from tests.conftest import bearer, login, wait_runs
 
 SECRET = "s3cret"
 
@@ -85,16 +85,6 @@ def post_events(client: TestClient, path: str, events: list[dict[str, Any]], sec
     return client.post(f"/hooks/{path}", content=body, headers={"x-acme-signature": _signature(secret, body),
                                                                   "content-type": "application/json"})
 
-
-def wait_runs(client: TestClient, flow_id: str, count: int, timeout: float = 20) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = client.get("/api/runs", params={"flow_id": flow_id}).json()
-        done = [r for r in found if r["status"] in ("succeeded", "failed")]
-        if len(done) >= count:
-            return [client.get(f"/api/runs/{r['id']}").json() for r in done]
-        time.sleep(0.1)
-    raise AssertionError(f"{flow_id}: fewer than {count} finished runs")
 
 
 def test_handshake_events_dedupe_and_ack(client: TestClient) -> None:

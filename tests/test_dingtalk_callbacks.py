@@ -22,7 +22,7 @@ from connectors.sdk.triggers import RequestInfo, WebhookRejected, poll_once
 from engine.errors import InvalidInput
 from engine.runtime import FlowEngine
 from engine.store import audit
-from tests.conftest import bearer, login
+from tests.conftest import bearer, login, wait_runs
 from tests.dingtalk_support import connection_fields, engine, fake  # noqa: F401
 
 TRIGGER = connector.triggers["event"]
@@ -158,16 +158,6 @@ def deploy(client: TestClient, definition: dict[str, Any]) -> None:
     assert created.status_code == 201, created.text
     assert client.post(f"/api/flows/{definition['id']}/activate").status_code == 200
 
-
-def wait_runs(client: TestClient, flow_id: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = client.get("/api/runs", params={"flow_id": flow_id}).json()
-        done = [r for r in found if r["status"] in ("succeeded", "failed")]
-        if len(done) >= count:
-            return [client.get(f"/api/runs/{r['id']}").json() for r in done]
-        time.sleep(0.1)
-    raise AssertionError(f"{flow_id}: fewer than {count} finished runs")
 
 
 def test_approval_callback_round_trip(service: TestClient, fake: FakeDingTalk) -> None:

@@ -14,7 +14,7 @@ from api.main import create_app
 from connectors.wecom import fake_state as seed
 from connectors.wecom.xmlcodec import parse_xml
 from engine.store import audit
-from tests.conftest import bearer, login
+from tests.conftest import bearer, login, wait_runs
 from tests.wecom_helpers import Served, served  # noqa: F401  (fixture)
 
 SECOND_TOKEN, SECOND_AES_KEY = "second-corp-token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -45,16 +45,6 @@ def deploy(client: TestClient, flow_id: str, path: str, connection: str = "wecom
     assert created.status_code == 201, created.text
     assert client.post(f"/api/flows/{flow_id}/activate").status_code == 200
 
-
-def wait_runs(client: TestClient, flow_id: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = client.get("/api/runs", params={"flow_id": flow_id}).json()
-        done = [r for r in found if r["status"] in ("succeeded", "failed")]
-        if len(done) >= count:
-            return [client.get(f"/api/runs/{r['id']}").json() for r in done]
-        time.sleep(0.1)
-    raise AssertionError(f"{flow_id}: fewer than {count} finished runs")
 
 
 def test_url_verification(client: TestClient, served: Served) -> None:
