@@ -47,6 +47,7 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/api/users/{user_id}"): "admin",
     ("POST", "/api/users/{user_id}/password"): "admin",
     ("GET", "/api/audit"): "admin",
+    ("POST", "/api/erasures"): "admin",  # right to erasure (also counts with dry_run)
     # flows and runs: history, recovery, import/export (Flowlink API helper)
     ("GET", "/api/flows/{flow_id}/diff"): "viewer",
     ("GET", "/api/flows/{flow_id}/export"): "viewer",

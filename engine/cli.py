@@ -537,14 +537,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    """Remove a person's data (any payload containing the subject) from run history."""
+    """Remove a person's data from run history and data tables (or count it with --dry-run)."""
     from engine.store.db import make_engine, migrate
     from engine.store.retention import erase_subject
 
     engine = make_engine()
     migrate(engine)
     try:
-        result = erase_subject(engine, args.subject, actor=f"cli:{os.environ.get('USER', 'unknown')}")
+        result = erase_subject(engine, args.subject, actor=f"cli:{os.environ.get('USER', 'unknown')}",
+                               dry_run=args.dry_run, tables=args.tables)
     except ValueError as exc:
         print(f"flowlink: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -559,9 +560,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from api.worker import run_worker
     from engine.logs import configure
 
+    from engine.process import lower_priority
+
     configure()
     if args.concurrency:
         os.environ["FLOWLINK_MAX_CONCURRENT_RUNS"] = str(args.concurrency)
+    nice = args.nice if args.nice is not None else int(os.environ.get("FLOWLINK_WORKER_NICE", "0") or 0)
+    lower_priority(nice)
     asyncio.run(run_worker(grace=args.grace, schedules=not args.no_schedules))
     return EXIT_OK
 
@@ -613,8 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vacuum", action="store_true", help="then rewrite the database file (SQLite; locks it meanwhile)")
     p.set_defaults(func=cmd_prune)
 
-    p = sub.add_parser("erase", help="right to erasure: remove every run payload that contains SUBJECT (audited)")
+    p = sub.add_parser("erase", help="right to erasure: remove every run payload that contains SUBJECT and "
+                                     "the data-table rows holding it (audited)")
     p.add_argument("subject", metavar="SUBJECT", help="a phone number, external user id, e-mail address ...")
+    p.add_argument("--dry-run", action="store_true", help="only count what would be removed")
+    p.add_argument("--tables", action=argparse.BooleanOptionalAction, default=True,
+                   help="also delete data-table rows with a field equal to SUBJECT (default: on)")
     p.set_defaults(func=cmd_erase)
 
     p = sub.add_parser("doctor", help="check configuration, database, migrations, Prefect and connectors (changes nothing)")
@@ -625,6 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=None, help="runs at once (default FLOWLINK_MAX_CONCURRENT_RUNS or 32)")
     p.add_argument("--grace", type=float, default=None, help="seconds to let in-flight runs finish on SIGTERM (default 25)")
     p.add_argument("--no-schedules", action="store_true", help="do not fire schedules and polls in this worker")
+    p.add_argument("--nice", type=int, default=None,
+                   help="lower the CPU priority by N (default FLOWLINK_WORKER_NICE or 0); beside an API process on the same "
+                        "machine, 10 keeps webhook acknowledgements fast while runs take the remaining CPU")
     p.set_defaults(func=cmd_worker)
 
     conns = sub.add_parser("connections", help="stored credentials (encrypted at rest)").add_subparsers(dest="conn_command", required=True)

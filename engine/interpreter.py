@@ -26,6 +26,7 @@ from engine.errors import (
 )
 from engine.expressions import _parse_instant, truthy
 from engine.model import Flow, Graph, Step
+from engine import tracing
 from engine.logs import FLOW_ID, RUN_ID, STEP, log_to_run_logger
 from engine.pii import mask_json
 from engine.records import Recorder, RunRecord, StepRecord, dumps
@@ -163,9 +164,11 @@ class Interpreter:
         state = _RunState(run=run, flow=flow, completed=dict(completed or {}), checkpoint=checkpoint,
                           resumed_from=resumed_from)
         context = (RUN_ID.set(run.id), FLOW_ID.set(flow.id))
+        span = tracing.run_started(run, flow, trigger)
         try:
             return await self._execute(state, trigger, prior_steps, start_at)
         finally:
+            tracing.run_ended(span, run)
             RUN_ID.reset(context[0])
             FLOW_ID.reset(context[1])
 
@@ -387,6 +390,7 @@ class Interpreter:
         while True:
             number += 1
             began = time.time()
+            span = tracing.step_started(step, path, number)
             try:
                 result = self._body(state, step, scope, path, value, connection, number)
                 if isawaitable(result):
@@ -396,6 +400,7 @@ class Interpreter:
                         result = await result
             except Exception as exc:  # every failure becomes a typed StepError
                 err = error_from_exception(exc, step.action.connector.name if step.action and step.action.connector else None)
+                tracing.step_ended(span, err)
                 ended = time.time()
                 attempts.append({"attempt": number, "started_at": began, "duration_ms": round((ended - began) * 1000, 3), "error": err.to_dict()})
                 if retry is None and policies:
@@ -406,6 +411,10 @@ class Interpreter:
                 attempts[-1]["retry_in"] = delay
                 await asyncio.sleep(delay)
                 continue
+            except BaseException as exc:  # cancelled (run timeout, a sibling failed): end the span, then go on
+                tracing.step_ended(span, exc)
+                raise
+            tracing.step_ended(span)
             attempts.append({"attempt": number, "started_at": began, "duration_ms": round((time.time() - began) * 1000, 3)})
             return result
 

@@ -770,6 +770,79 @@ def _row_out(tdef: TableDef, row: Any) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------------------- right to erasure
+
+
+@dataclass
+class RowErasure:
+    """What erasing a subject from the data tables removed (or would remove, in a dry run)."""
+
+    rows: dict[str, int]  # table name -> rows
+    changes: int  # entries of the row-change history (the row-changed trigger's source)
+
+
+def _field_equals(document: Any, subject: str, dialect: str) -> Any:
+    """SQL: some top-level field of the JSON `document` is the string `subject`, or a number
+    whose text form is `subject` (nested values, booleans and null never match)."""
+    if dialect == "postgresql":
+        # a JSON text column is parsed; the JSONB row data is only retyped
+        doc = sa.cast(document, JSONB()) if isinstance(document.type, sa.Text) else sa.type_coerce(document, JSONB())
+        fields = sa.func.jsonb_each_text(doc).table_valued("key", "value")
+        kind = sa.func.jsonb_typeof(doc.op("->")(fields.c.key))
+        match = sa.and_(fields.c.value == subject, kind.in_(("string", "number")))
+    else:  # SQLite JSON1: json_each gives text/integer/real for scalars
+        fields = sa.func.json_each(document).table_valued("value", "type")
+        match = sa.and_(fields.c.type.in_(("text", "integer", "real")), sa.cast(fields.c.value, sa.Text) == subject)
+    return sa.exists(sa.select(sa.literal(1)).select_from(fields).where(match))
+
+
+def erase_subject_rows(engine: Engine, subject: str, *, dry_run: bool = False, batch: int = 500) -> RowErasure:
+    """Delete every data-table row in which a top-level field equals `subject` (numbers by their
+    text form), with those rows' change history and any other change entry carrying the subject.
+
+    The filter runs in SQL; deletion goes `batch` rows per transaction. Erased rows write no
+    ``deleted`` change and no per-row audit entry (both would store the subject again): the
+    caller audits the erasure once. `dry_run` only counts.
+    """
+    dialect = engine.dialect.name
+    row_hit = _field_equals(data_rows.c.data, subject, dialect)
+    change_hit = _field_equals(data_row_changes.c.row, subject, dialect)
+    if dry_run:
+        with engine.connect() as conn:
+            counts = conn.execute(sa.select(data_rows.c.table_name, sa.func.count()).where(row_hit)
+                                  .group_by(data_rows.c.table_name)).all()
+            changes = conn.execute(sa.select(sa.func.count()).select_from(data_row_changes).where(sa.or_(
+                change_hit, data_row_changes.c.row_id.in_(sa.select(data_rows.c.id).where(row_hit))))).scalar_one()
+        return RowErasure({name: n for name, n in sorted(counts)}, changes)
+    result = RowErasure({}, 0)
+    after = 0
+    while True:  # walk the matches in id order so each batch resumes where the last one stopped
+        with locked_transaction(engine) as conn:
+            found = conn.execute(sa.select(data_rows.c.id, data_rows.c.table_name)
+                                 .where(data_rows.c.id > after, row_hit).order_by(data_rows.c.id).limit(batch)).all()
+            if not found:
+                break
+            ids = [row_id for row_id, _ in found]
+            conn.execute(sa.delete(data_rows).where(data_rows.c.id.in_(ids)))
+            result.changes += conn.execute(sa.delete(data_row_changes).where(data_row_changes.c.row_id.in_(ids))).rowcount
+            for _, name in found:
+                result.rows[name] = result.rows.get(name, 0) + 1
+            after = ids[-1]
+        time.sleep(0)  # let other writers take the database between batches
+    after = 0
+    while True:  # history of rows that no longer hold the subject (updated or deleted since)
+        with locked_transaction(engine) as conn:
+            ids = conn.execute(sa.select(data_row_changes.c.id).where(data_row_changes.c.id > after, change_hit)
+                               .order_by(data_row_changes.c.id).limit(batch)).scalars().all()
+            if not ids:
+                break
+            result.changes += conn.execute(sa.delete(data_row_changes).where(data_row_changes.c.id.in_(ids))).rowcount
+            after = ids[-1]
+        time.sleep(0)
+    result.rows = dict(sorted(result.rows.items()))
+    return result
+
+
 # ---------------------------------------------------------------------------- definition files
 
 

@@ -9,7 +9,9 @@
 - :func:`erase_subject` removes a person's data from run history: every run whose trigger,
   output or step data contains the subject (a phone number, an external user id ...) loses its
   payloads, as does every webhook event carrying it; the runs themselves (ids, statuses, times)
-  stay for the statistics, and the erasure is audited with a hash of the subject, not the subject.
+  stay for the statistics. With ``tables`` (the default) it also deletes the data-table rows in
+  which a top-level field equals the subject (:func:`engine.store.datatables.erase_subject_rows`).
+  `dry_run` only counts. The erasure is audited with a hash of the subject, not the subject.
 """
 from __future__ import annotations
 
@@ -20,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import orjson
-from sqlalchemy import Engine, and_, delete, or_, select, text, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
 
 from engine.store import audit
+from engine.store.datatables import erase_subject_rows
 from engine.store.tables import blobs, flow_versions, flows, runs, step_runs, webhook_events
 
 DAY = 86400.0
@@ -130,17 +133,38 @@ def vacuum(engine: Engine) -> None:
 # --------------------------------------------------------------------------- erasure
 
 
+#: Shorter subjects would match too much of the history (it is searched as a substring).
+MIN_SUBJECT_LENGTH = 4
+
+
 @dataclass
 class EraseResult:
-    """What an erasure touched."""
+    """What an erasure touched (or, in a dry run, would touch)."""
 
     runs: int = 0
     steps: int = 0
     events: int = 0
     blobs: int = 0
+    table_rows: dict[str, int] = field(default_factory=dict)  # data table -> rows deleted
+    table_changes: int = 0  # row-change history entries deleted
+    dry_run: bool = False
 
-    def to_dict(self) -> dict[str, int]:
-        return {"runs": self.runs, "steps": self.steps, "events": self.events, "blobs": self.blobs}
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "steps": self.steps, "events": self.events, "blobs": self.blobs,
+                "table_rows": dict(self.table_rows), "table_rows_total": sum(self.table_rows.values()),
+                "table_changes": self.table_changes, "dry_run": self.dry_run}
+
+
+def subject_hash(subject: str) -> str:
+    """How the audit log names an erased subject (never the subject itself)."""
+    return hashlib.sha256(subject.encode()).hexdigest()[:16]
+
+
+def check_subject(subject: str) -> None:
+    """ValueError unless `subject` is specific enough to erase by."""
+    if len(subject.strip()) < MIN_SUBJECT_LENGTH:
+        raise ValueError(f"the subject must have at least {MIN_SUBJECT_LENGTH} characters "
+                         "(a phone number, an id, an e-mail address)")
 
 
 def _like(value: str) -> str:
@@ -154,11 +178,33 @@ def _json_forms(subject: str) -> list[str]:
     return list(dict.fromkeys([subject, quoted]))
 
 
-def erase_subject(engine: Engine, subject: str, actor: str) -> EraseResult:
-    """Remove every recorded payload that contains `subject` (case-sensitive substring)."""
-    if len(subject.strip()) < 4:
-        raise ValueError("the subject must have at least 4 characters (a phone number, an id, an e-mail address)")
-    result = EraseResult()
+def erase_subject(engine: Engine, subject: str, actor: str, *, dry_run: bool = False, tables: bool = True) -> EraseResult:
+    """Remove every recorded payload that contains `subject` (case-sensitive substring) and, with
+    `tables`, every data-table row with a top-level field equal to it; audited as `subject.erase`
+    with :func:`subject_hash`. `dry_run` only counts and records nothing."""
+    check_subject(subject)
+    result = EraseResult(dry_run=dry_run)
+    _erase_history(engine, subject, dry_run, result)
+    if dry_run:
+        if tables:
+            found = erase_subject_rows(engine, subject, dry_run=True)
+            result.table_rows, result.table_changes = found.rows, found.changes
+        return result
+    complete = False
+    try:
+        if tables:
+            done = erase_subject_rows(engine, subject)
+            result.table_rows, result.table_changes = done.rows, done.changes
+        complete = True
+    finally:  # also when the tables failed half-way after the history was erased: audit what was done
+        with engine.begin() as conn:
+            audit.record(conn, actor, "subject.erase", "subject", subject_hash(subject),
+                         details={**result.to_dict(), "tables": tables, "complete": complete})
+    return result
+
+
+def _erase_history(engine: Engine, subject: str, dry_run: bool, result: EraseResult) -> None:
+    """Runs, steps, webhook events and blobs carrying the subject, in one transaction."""
     patterns = [_like(form) for form in _json_forms(subject)]
     needle_forms = [form.encode() for form in _json_forms(subject)]
 
@@ -182,6 +228,14 @@ def erase_subject(engine: Engine, subject: str, actor: str) -> EraseResult:
                       runs.c.trigger_blob.in_(tainted), runs.c.output_blob.in_(tainted),
                       runs.c.id.in_(select(step_runs.c.run_id).where(step_hit)))
         run_ids = conn.execute(select(runs.c.id).where(run_hit)).scalars().all()
+        event_hit = matches(webhook_events.c.payload)
+        if dry_run:
+            result.runs, result.blobs = len(run_ids), len(tainted)
+            for chunk in _chunks(run_ids, 500):
+                result.steps += conn.execute(select(func.count()).select_from(step_runs)
+                                             .where(step_runs.c.run_id.in_(chunk))).scalar_one()
+            result.events = conn.execute(select(func.count()).select_from(webhook_events).where(event_hit)).scalar_one()
+            return
         for chunk in _chunks(run_ids, 500):
             result.steps += conn.execute(update(step_runs).where(step_runs.c.run_id.in_(chunk)).values(
                 input_json=None, input_blob=None, output_json=None, output_blob=None, error=None)).rowcount
@@ -189,12 +243,9 @@ def erase_subject(engine: Engine, subject: str, actor: str) -> EraseResult:
                 trigger_json=ERASED, trigger_blob=None, output_json=None, output_blob=None)).rowcount
             conn.execute(update(runs).where(runs.c.id.in_(chunk), matches(runs.c.error)).values(
                 error='{"type": "Erased", "message": "the error named an erased subject"}'))
-        result.events = conn.execute(update(webhook_events).where(matches(webhook_events.c.payload)).values(payload=ERASED)).rowcount
+        result.events = conn.execute(update(webhook_events).where(event_hit).values(payload=ERASED)).rowcount
         if tainted:
             result.blobs = conn.execute(delete(blobs).where(blobs.c.sha256.in_(tainted))).rowcount
-        audit.record(conn, actor, "subject.erase", "subject", hashlib.sha256(subject.encode()).hexdigest()[:16],
-                     details=result.to_dict())
-    return result
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

@@ -300,6 +300,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/erasures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase
+         * @description Erase (or with ``dry_run`` count) every trace of the subject; the counts per kind.
+         */
+        post: operations["erase_api_erasures_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/events": {
         parameters: {
             query?: never;
@@ -1153,6 +1173,70 @@ export interface components {
             fields?: {
                 [key: string]: unknown;
             };
+        };
+        /** ErasureRequest */
+        ErasureRequest: {
+            /**
+             * Dry Run
+             * @description Only count what would be removed; changes and records nothing.
+             * @default false
+             */
+            dry_run: boolean;
+            /**
+             * Subject
+             * @description A phone number, external user id, e-mail address ... (case-sensitive).
+             */
+            subject: string;
+            /**
+             * Tables
+             * @description Also delete data-table rows with a top-level field equal to the subject.
+             * @default true
+             */
+            tables: boolean;
+        };
+        /** ErasureResult */
+        ErasureResult: {
+            /**
+             * Blobs
+             * @description Large payloads deleted.
+             */
+            blobs: number;
+            /** Dry Run */
+            dry_run: boolean;
+            /**
+             * Events
+             * @description Webhook events whose payload was erased.
+             */
+            events: number;
+            /**
+             * Runs
+             * @description Runs whose payloads were erased (ids, statuses and times stay).
+             */
+            runs: number;
+            /**
+             * Steps
+             * @description Step records of those runs whose payloads were erased.
+             */
+            steps: number;
+            /**
+             * Subject Hash
+             * @description How the audit log names the subject (`target_id` of `subject.erase`).
+             */
+            subject_hash: string;
+            /**
+             * Table Changes
+             * @description Row-change history entries deleted.
+             */
+            table_changes: number;
+            /**
+             * Table Rows
+             * @description Data table -> rows deleted.
+             */
+            table_rows: {
+                [key: string]: number;
+            };
+            /** Table Rows Total */
+            table_rows_total: number;
         };
         /** FlowOwner */
         FlowOwner: {
@@ -2034,6 +2118,39 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     }[];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    erase_api_erasures_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ErasureRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureResult"];
                 };
             };
             /** @description Validation Error */
