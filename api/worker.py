@@ -19,13 +19,17 @@ import signal
 from api.inbox import Inbox
 from api.maintenance import Maintenance
 from api.scheduler import Scheduler
+from engine.process import freeze_startup_heap
 from engine.runtime import FlowEngine
 
 log = logging.getLogger("flowlink.worker")
 
 
 async def run_worker(database_url: str | None = None, grace: float | None = None, schedules: bool = True) -> None:
-    """Run until SIGTERM/SIGINT: claim and execute inbox events, fire schedules and polls."""
+    """Run until SIGTERM/SIGINT: claim and execute inbox events, fire schedules and polls.
+
+    Lower the process's CPU priority first (`FLOWLINK_WORKER_NICE`, or `flowlink worker --nice`)
+    when it shares a machine with an API process that must acknowledge webhooks promptly."""
     grace = float(os.environ.get("FLOWLINK_SHUTDOWN_GRACE", "25")) if grace is None else grace
     engine = FlowEngine(database_url)
     inbox = Inbox(engine)
@@ -39,6 +43,7 @@ async def run_worker(database_url: str | None = None, grace: float | None = None
     if scheduler is not None:
         await scheduler.start()
     await maintenance.start()
+    freeze_startup_heap()
     log.info("worker %s started (max %d runs at once)", inbox.worker_id, inbox.max_concurrent)
     print(f"Flowlink worker {inbox.worker_id} running (max {inbox.max_concurrent} runs at once)", flush=True)
     try:

@@ -13,7 +13,7 @@ processes that are neither monitored nor the load generator: other jobs on the m
 Topologies (each with a fresh FLOWLINK_HOME):
 
 - `sqlite`:  one `flowlink serve` (SQLite, dispatch on);
-- `pg-w1`:   PostgreSQL, one API (`FLOWLINK_DISPATCH=0 flowlink serve`) + one `flowlink worker`;
+- `pg-w1`:   PostgreSQL, one API (`FLOWLINK_DISPATCH=0 flowlink serve`) + one `flowlink worker --nice 10`;
 - `pg-w2`:   the same with two workers.
 
 PostgreSQL is a private cluster started here (initdb in a temporary folder, run as the
@@ -124,7 +124,8 @@ class PrivatePostgres:
 
 
 @contextlib.contextmanager
-def flowlink(topology: str, fake: str, pg: PrivatePostgres | None, env_extra: dict[str, str]) -> Iterator[dict[str, Any]]:
+def flowlink(topology: str, fake: str, pg: PrivatePostgres | None, env_extra: dict[str, str],
+             worker_nice: int = 10) -> Iterator[dict[str, Any]]:
     """Start one topology with the lead flow active at /hooks/lead-sync and /hooks/lead-async."""
     workers = TOPOLOGIES[topology]
     home = tempfile.mkdtemp(prefix="flowlink-bench-")
@@ -146,8 +147,8 @@ def flowlink(topology: str, fake: str, pg: PrivatePostgres | None, env_extra: di
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/api/health", proc=server)
         for n in range(workers):
-            worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker", "--no-schedules"], cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL)
+            worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker", "--no-schedules", "--nice", str(worker_nice)],
+                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
             procs.append(worker)
             pids[f"flowlink_worker{n + 1}"] = worker.pid
         with httpx.Client(base_url=base, timeout=30) as api:
@@ -249,9 +250,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--topologies", nargs="+", default=list(TOPOLOGIES), choices=list(TOPOLOGIES))
     ap.add_argument("--modes", nargs="+", default=["async", "sync"], choices=["async", "sync"])
-    ap.add_argument("--split-modes", nargs="+", default=["async"], choices=["async", "sync"],
-                    help="modes for the PostgreSQL API + worker topologies (sync there: the API learns that a run "
-                         "ended by polling the database every 0.5 s, so it measures that poll, not the pipeline)")
+    ap.add_argument("--split-modes", nargs="+", default=["async", "sync"], choices=["async", "sync"],
+                    help="modes for the PostgreSQL API + worker topologies (sync there: the worker's finished run "
+                         "reaches the waiting API through PostgreSQL NOTIFY)")
     ap.add_argument("--duration", type=float, default=20, help="seconds per closed-loop phase (the peers used 20)")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--seq", type=int, default=200)
@@ -259,6 +260,8 @@ def main() -> int:
     ap.add_argument("--n8n", action="store_true", help="also run n8n 2.8.4 (../shared/bench/peers/run_n8n.sh) last")
     ap.add_argument("--n8n-save", default="all", help="n8n EXECUTIONS_DATA_SAVE_ON_SUCCESS value(s), as SAVE_MODES")
     ap.add_argument("--quick", action="store_true", help="3 s phases, 50 warm-up/seq requests, sqlite only")
+    ap.add_argument("--worker-nice", type=int, default=10,
+                    help="`flowlink worker --nice` for the split topologies (the API keeps its priority, so acks stay fast)")
     ap.add_argument("--env", action="append", default=[], metavar="K=V", help="extra environment for Flowlink processes")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / f"pipeline-{time.strftime('%Y%m%d-%H%M')}.jsonl")
     ap.add_argument("--report", type=Path, nargs="*", help="only print the summary of existing JSONL files")
@@ -287,7 +290,7 @@ def main() -> int:
             pg.start()
         for topology in args.topologies:
             print(f"[pipeline] {time.strftime('%H:%M:%S')} flowlink {topology}", file=sys.stderr, flush=True)
-            with flowlink(topology, fake, pg, env_extra) as system:
+            with flowlink(topology, fake, pg, env_extra, args.worker_nice) as system:
                 pids = {**system["pids"], "fake": fake_proc.pid}
                 for mode in (args.split_modes if TOPOLOGIES[topology] else args.modes):
                     run_suite(args, f"{system['base']}/hooks/lead-{mode}", f"flowlink-{topology}-{mode}", pids, fake,

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import email.utils
 import http.cookiejar
 import time
 import weakref
 
 import httpx
+
+from connectors.sdk.pooling import ShardedTransport
+from engine.tracing import inject_headers
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
 
@@ -24,12 +28,19 @@ def shared_client() -> httpx.AsyncClient:
             # sets and send it with another tenant's request (sessions live in their own clients)
             cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
             timeout=httpx.Timeout(30.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=ShardedTransport(shards=int(os.environ.get("FLOWLINK_HTTP_POOL_SHARDS", "4")), limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                                       trust_env=False),
             headers={"User-Agent": USER_AGENT},
             trust_env=False,
+            event_hooks={"request": [_trace_request]},
         )
         _clients[loop] = client
     return client
+
+
+async def _trace_request(request: httpx.Request) -> None:
+    """Carry the current step's trace (W3C `traceparent`) to the called service, only while tracing is on."""
+    inject_headers(request.headers)
 
 
 async def close_shared_client() -> None:

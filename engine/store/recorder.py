@@ -57,12 +57,22 @@ def _set_done(future: "asyncio.Future[None]") -> None:
         future.set_result(None)
 
 
+def _set_all_done(futures: list["asyncio.Future[None]"]) -> None:
+    for future in futures:
+        _set_done(future)
+
+
 def _release(waiters: list["asyncio.Future[None]"]) -> None:
-    """Resolve durable() waiters from any thread (flush() may drain from a worker thread)."""
+    """Resolve durable() waiters from any thread (flush() may drain from a worker thread):
+    one wake-up per event loop, not one per waiter (each call_soon_threadsafe writes a byte
+    into the loop's self-pipe; hundreds per commit filled it on a busy worker)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for future in waiters:
+        by_loop.setdefault(future.get_loop(), []).append(future)
+    for loop, futures in by_loop.items():
         try:
-            future.get_loop().call_soon_threadsafe(_set_done, future)
-        except RuntimeError:  # the waiter's loop has closed
+            loop.call_soon_threadsafe(_set_all_done, futures)
+        except RuntimeError:  # the waiters' loop has closed
             pass
 
 
@@ -96,6 +106,7 @@ class SqlRecorder:
         self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._failures = 0
         self._waiters: list[asyncio.Future[None]] = []  # loop mode: durable() callers of the next write
+        self._buffered_runs: set[str] = set()  # loop mode: runs with records in the buffer
         # thread mode: a queue and the writer thread
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -138,7 +149,10 @@ class SqlRecorder:
                 self._waiters.append(done)
             if self._durable_timer is None or self._timer_loop is not loop:
                 self._timer_loop = loop
-                delay = max(0.0, self._last_write + self.durable_interval - time.monotonic())
+                # only this run has records waiting: nothing to group with, commit now (a lone
+                # run's second checkpoint would otherwise wait out the interval after its first)
+                alone = len(self._buffered_runs) <= 1
+                delay = 0.0 if alone else max(0.0, self._last_write + self.durable_interval - time.monotonic())
                 self._durable_timer = loop.call_later(delay, self._on_durable_timer)
         await done
 
@@ -161,6 +175,7 @@ class SqlRecorder:
             return
         with self._lock:
             self._buffer.append(item)
+            self._buffered_runs.add(item[1].run_id if item[0] == "step" else item[1].id)
             full = len(self._buffer) >= self.max_batch
         if full:
             self._drain()
@@ -185,6 +200,7 @@ class SqlRecorder:
     def _drain(self) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []
+            self._buffered_runs.clear()
             waiters, self._waiters = self._waiters, []
             if not batch:
                 _release(waiters)
@@ -203,6 +219,7 @@ class SqlRecorder:
                 self._waiters = []
                 return
             self._buffer = batch + self._buffer  # keep them for the next write
+            self._buffered_runs.update(item[1].run_id if item[0] == "step" else item[1].id for item in batch)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -236,14 +253,9 @@ class SqlRecorder:
             for kind, arg in batch:
                 if kind is _FLUSH:
                     arg.set()
-                elif kind is _DURABLE:
-                    loop, done = arg
-                    try:
-                        loop.call_soon_threadsafe(_set_done, done)
-                    except RuntimeError:  # the waiter's loop has closed
-                        pass
-                elif kind is _STOP:
-                    return
+            _release([arg[1] for kind, arg in batch if kind is _DURABLE])
+            if any(kind is _STOP for kind, _ in batch):
+                return
 
     def _write(self, records: list[tuple[str, Any]]) -> None:
         """Write with retries (thread mode: sleeping here blocks nobody)."""
