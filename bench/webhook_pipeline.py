@@ -163,7 +163,7 @@ def flowlink(topology: str, fake: str, pg: PrivatePostgres | None, env_extra: di
                 api.post("/api/flows", json={"definition": definition}).raise_for_status()
                 api.post(f"/api/flows/{definition['id']}/activate").raise_for_status()
         time.sleep(3)  # the webhook cache refreshes within FLOWLINK_WEBHOOK_CACHE_TTL; workers settle
-        yield {"base": base, "pids": pids}
+        yield {"base": base, "pids": pids, "database_url": env.get("FLOWLINK_DATABASE_URL") or f"sqlite:///{home}/flowlink.db"}
     finally:
         for proc in reversed(procs):
             stop(proc)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from api.batching import Batcher
 from api.inbox import Hook, Inbox
 from engine.runtime import FlowEngine
+from engine.store.recorder import SqlRecorder
 from engine.store.tables import webhook_events as events
 
 
@@ -150,6 +151,21 @@ def test_a_claim_takes_at_most_its_limit_whatever_plan_postgresql_picks(postgres
         with engine.db.connect() as conn:
             assert Counter(conn.execute(select(events.c.status)).scalars()) == {"running": 5, "accepted": 595}
     finally:
+        engine.close()
+
+
+def test_a_flush_with_nothing_queued_returns_at_once_in_thread_mode(sqlite_url: str) -> None:
+    """The writer thread answers a flush that finds nothing before it without lingering (an API
+    process flushes before it reads a run another process finished, on every `respond: last`)."""
+    engine = FlowEngine(sqlite_url)
+    recorder = SqlRecorder(engine.db, mode="thread", linger=5.0)
+    try:
+        started = time.monotonic()
+        for _ in range(3):
+            recorder.flush()
+        assert time.monotonic() - started < 1.0
+    finally:
+        recorder.close()
         engine.close()
 
 

@@ -235,10 +235,13 @@ class SqlRecorder:
             first = self._queue.get()
             batch = [first]
             deadline = time.monotonic() + self.linger
-            # someone waits for this commit (durable/flush): write what is queued now, without
-            # lingering; what arrives during the write forms the next group
+            # someone waits for this commit (durable): write what is queued now, without
+            # lingering; what arrives during the write forms the next group. A flush or stop that
+            # comes first has nothing before it to write: answered at once. (It used to linger:
+            # 20 ms on every synchronous webhook an API process answered for a worker's run,
+            # since the API flushes before reading the run.)
             urgent = first[0] is _DURABLE
-            while len(batch) < self.max_batch:
+            while len(batch) < self.max_batch and first[0] is not _FLUSH and first[0] is not _STOP:
                 try:
                     item = self._queue.get_nowait() if urgent else self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
