@@ -125,8 +125,11 @@ class PrivatePostgres:
 
 @contextlib.contextmanager
 def flowlink(topology: str, fake: str, pg: PrivatePostgres | None, env_extra: dict[str, str],
-             worker_nice: int = 10) -> Iterator[dict[str, Any]]:
-    """Start one topology with the lead flow active at /hooks/lead-sync and /hooks/lead-async."""
+             worker_nice: int = 10, defer_workers: bool = False) -> Iterator[dict[str, Any]]:
+    """Start one topology with the lead flow active at /hooks/lead-sync and /hooks/lead-async.
+
+    With `defer_workers` no worker is started: the caller starts them with the yielded
+    `start_workers(count)` (to fill the inbox first)."""
     workers = TOPOLOGIES[topology]
     home = tempfile.mkdtemp(prefix="flowlink-bench-")
     env = {**os.environ, "FLOWLINK_HOME": home, "FLOWLINK_ADMIN_PASSWORD": PASSWORD, "FLOWLINK_LOG_LEVEL": "warning", **env_extra}
@@ -146,11 +149,16 @@ def flowlink(topology: str, fake: str, pg: PrivatePostgres | None, env_extra: di
         pids["flowlink_api"] = server.pid
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/api/health", proc=server)
-        for n in range(workers):
-            worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker", "--no-schedules", "--nice", str(worker_nice)],
-                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-            procs.append(worker)
-            pids[f"flowlink_worker{n + 1}"] = worker.pid
+
+        def start_workers(count: int) -> None:
+            for _ in range(count):
+                worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "worker", "--no-schedules", "--nice", str(worker_nice)],
+                                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+                procs.append(worker)
+                pids[f"flowlink_worker{sum(name.startswith('flowlink_worker') for name in pids) + 1}"] = worker.pid
+
+        if not defer_workers:
+            start_workers(workers)
         with httpx.Client(base_url=base, timeout=30) as api:
             token = api.post("/api/auth/login", json={"username": "admin", "password": PASSWORD}).raise_for_status().json()["token"]
             api.headers["Authorization"] = f"Bearer {token}"
@@ -163,7 +171,7 @@ def flowlink(topology: str, fake: str, pg: PrivatePostgres | None, env_extra: di
                 api.post("/api/flows", json={"definition": definition}).raise_for_status()
                 api.post(f"/api/flows/{definition['id']}/activate").raise_for_status()
         time.sleep(3)  # the webhook cache refreshes within FLOWLINK_WEBHOOK_CACHE_TTL; workers settle
-        yield {"base": base, "pids": pids, "database_url": env.get("FLOWLINK_DATABASE_URL") or f"sqlite:///{home}/flowlink.db"}
+        yield {"base": base, "pids": pids, "start_workers": start_workers, "database_url": env.get("FLOWLINK_DATABASE_URL") or f"sqlite:///{home}/flowlink.db"}
     finally:
         for proc in reversed(procs):
             stop(proc)
