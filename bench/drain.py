@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from webhook_pipeline import PEERS, PrivatePostgres, flowlink, free_port, wait_http  # noqa: E402
+from webhook_pipeline import PrivatePostgres, fake_endpoints, flowlink  # noqa: E402
 
 
 async def fill(base: str, events: int, concurrency: int = 32) -> None:
@@ -76,21 +75,16 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
 
-    fake_port = free_port()
-    fake_proc = subprocess.Popen([sys.executable, str(PEERS / "fake_endpoints.py"), "--port", str(fake_port)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    fake = f"http://127.0.0.1:{fake_port}"
     pg = PrivatePostgres()
     rows = []
-    try:
-        wait_http(f"{fake}/stats", proc=fake_proc)
-        pg.start()
-        for workers in args.workers:
-            print(f"[drain] {time.strftime('%H:%M:%S')} {workers} worker(s)", file=sys.stderr, flush=True)
-            rows.append(drain(workers, args.events, fake, pg, args.timeout))
-    finally:
-        pg.stop()
-        fake_proc.terminate()
+    with fake_endpoints() as fake:
+        try:
+            pg.start()
+            for workers in args.workers:
+                print(f"[drain] {time.strftime('%H:%M:%S')} {workers} worker(s)", file=sys.stderr, flush=True)
+                rows.append(drain(workers, args.events, fake, pg, args.timeout))
+        finally:
+            pg.stop()
 
     base = rows[0]["runs_s"] or 1
     print(f"Draining {args.events} waiting lead-intake events (PostgreSQL, API idle, workers at normal priority)\n")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from webhook_pipeline import PEERS, TOPOLOGIES, PrivatePostgres, flowlink, free_port, wait_http  # noqa: E402
+from webhook_pipeline import TOPOLOGIES, PrivatePostgres, fake_endpoints, flowlink  # noqa: E402
 
 EXPR_STEPS = ("set", "choice")
 
@@ -123,26 +122,21 @@ def main() -> int:
     ap.add_argument("--worker-nice", type=int, default=10)
     args = ap.parse_args()
 
-    fake_port = free_port()
-    fake_proc = subprocess.Popen([sys.executable, str(PEERS / "fake_endpoints.py"), "--port", str(fake_port)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    fake = f"http://127.0.0.1:{fake_port}"
     pg = PrivatePostgres() if any(TOPOLOGIES[t] for t in args.topologies) else None
     results: dict[str, dict[str, dict[str, float]]] = {}
-    try:
-        wait_http(f"{fake}/stats", proc=fake_proc)
-        if pg is not None:
-            pg.start()
-        for topology in args.topologies:
-            print(f"[latency] {time.strftime('%H:%M:%S')} {topology}", file=sys.stderr, flush=True)
-            with flowlink(topology, fake, pg, {}, worker_nice=args.worker_nice) as system:
-                run_ids = send(system["base"], args.events, args.gap)
-                wait_done(system["database_url"], run_ids)
-                results[topology] = breakdown(system["database_url"], run_ids, args.warmup)
-    finally:
-        if pg is not None:
-            pg.stop()
-        fake_proc.terminate()
+    with fake_endpoints() as fake:
+        try:
+            if pg is not None:
+                pg.start()
+            for topology in args.topologies:
+                print(f"[latency] {time.strftime('%H:%M:%S')} {topology}", file=sys.stderr, flush=True)
+                with flowlink(topology, fake, pg, {}, worker_nice=args.worker_nice) as system:
+                    run_ids = send(system["base"], args.events, args.gap)
+                    wait_done(system["database_url"], run_ids)
+                    results[topology] = breakdown(system["database_url"], run_ids, args.warmup)
+        finally:
+            if pg is not None:
+                pg.stop()
 
     names = list(next(iter(results.values())))
     print(f"Latency of one event at a time ({args.events - args.warmup} events per topology, "

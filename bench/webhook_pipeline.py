@@ -124,6 +124,20 @@ class PrivatePostgres:
 
 
 @contextlib.contextmanager
+def fake_endpoints() -> Iterator[str]:
+    """The peers' fake CRM/robot on a free port (for the scripts that need no n8n); its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(PEERS / "fake_endpoints.py"), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/stats", proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@contextlib.contextmanager
 def flowlink(topology: str, fake: str, pg: PrivatePostgres | None, env_extra: dict[str, str],
              worker_nice: int = 10, defer_workers: bool = False) -> Iterator[dict[str, Any]]:
     """Start one topology with the lead flow active at /hooks/lead-sync and /hooks/lead-async.

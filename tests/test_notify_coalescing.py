@@ -27,10 +27,8 @@ async def test_a_flood_of_notifications_is_one_wake_up_that_loses_no_event_id() 
     sender = threading.Thread(target=flood)
     sender.start()
     sender.join()  # the loop is blocked meanwhile: everything gathers for one wake-up
-    handles = len(listener._loop._ready)  # type: ignore[attr-defined]
     await asyncio.sleep(0.05)
-    assert handles == 1
-    assert len(inbox_calls) == 1
+    assert len(inbox_calls) == 1  # one wake-up carried all 5000 (uncoalesced: 5000 calls)
     assert done_ids == [f"e{n}" for n in range(5000)]
 
     listener._deliver(SimpleNamespace(channel=DONE, payload="later"))  # a later one wakes it again
