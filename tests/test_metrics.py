@@ -88,5 +88,7 @@ def test_queue_depth_counts_accepted_and_running_events(api_client: TestClient) 
     finally:
         inbox.max_concurrent = limit
         inbox.wake.set()
-    wait_for(lambda: value(scrape(api_client), "flowlink_webhook_queue_depth", status="accepted") == 0)
-    assert value(scrape(api_client), "flowlink_runs_total", flow="queued", status="succeeded") == 3
+    # claimed (accepted -> running) before they finish: wait for the runs, not just the claims
+    wait_for(lambda: value(scrape(api_client), "flowlink_runs_total", flow="queued", status="succeeded") == 3)
+    wait_for(lambda: value(scrape(api_client), "flowlink_webhook_queue_depth", status="running") == 0)
+    assert value(scrape(api_client), "flowlink_webhook_queue_depth", status="accepted") == 0
