@@ -9,6 +9,8 @@ the first key so the old ones can be dropped.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import time
 from pathlib import Path
@@ -32,8 +34,8 @@ def _key_file() -> Path:
     return Path(os.environ.get("FLOWLINK_HOME", DEFAULT_HOME)) / "secret.key"
 
 
-def load_keyring() -> MultiFernet:
-    """Keys from FLOWLINK_SECRET_KEY, or the key file (created with mode 0600 on first use)."""
+def _raw_keys() -> list[str]:
+    """FLOWLINK_SECRET_KEY's keys, or the key file's (created with mode 0600 on first use)."""
     raw = os.environ.get("FLOWLINK_SECRET_KEY")
     if not raw:
         path = _key_file()
@@ -43,10 +45,24 @@ def load_keyring() -> MultiFernet:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(Fernet.generate_key())
         raw = path.read_text().strip()
+    return [k.strip() for k in raw.split(",") if k.strip()]
+
+
+def load_keyring() -> MultiFernet:
+    """Keys from FLOWLINK_SECRET_KEY, or the key file (created with mode 0600 on first use)."""
     try:
-        return MultiFernet([Fernet(k.strip().encode()) for k in raw.split(",") if k.strip()])
+        return MultiFernet([Fernet(k.encode()) for k in _raw_keys()])
     except (ValueError, TypeError) as exc:
         raise KeyringError(f"FLOWLINK_SECRET_KEY is not a valid Fernet key list: {exc}") from None
+
+
+def derived_key(purpose: str) -> bytes:
+    """A 32-byte key for one `purpose`, derived from the primary (first) secret key with
+    HMAC-SHA256, so that other uses never see the encryption key itself."""
+    keys = _raw_keys()
+    if not keys:
+        raise KeyringError("FLOWLINK_SECRET_KEY holds no key")
+    return hmac.new(keys[0].encode(), f"flowlink:{purpose}".encode(), hashlib.sha256).digest()
 
 
 class ConnectionStore:

@@ -3,18 +3,21 @@ webhook events and data-table rows of one subject go, other customers' data stay
 log names the subject only by its hash; a dry run changes nothing."""
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, Iterator
 
 import orjson
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from engine.cli import main as cli_main
 from engine.store import audit
 from engine.store.datatables import DataTables
+from engine.store.retention import subject_hash
 from engine.store.tables import runs, webhook_events
 from tests.conftest import bearer, login
 
@@ -167,3 +170,18 @@ def test_cli_dry_run_and_no_tables(sqlite_url: str, monkeypatch: pytest.MonkeyPa
     entries = audit.entries(engine, action="subject.erase")
     assert len(entries) == 2 and entries[0]["actor"].startswith("cli:") and MOBILE not in str(entries)
     engine.dispose()
+
+
+def test_the_audited_subject_hash_is_keyed_by_the_instance_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phone number's plain hash can be reversed by hashing every phone number; the audit log's
+    hash needs the instance's secret key (and stays the same for the same key)."""
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("FLOWLINK_SECRET_KEY", first)
+    keyed = subject_hash("13800001111")
+    assert keyed == subject_hash("13800001111") and len(keyed) == 16
+    assert keyed != hashlib.sha256(b"13800001111").hexdigest()[:16]
+    assert subject_hash("13800001112") != keyed
+    monkeypatch.setenv("FLOWLINK_SECRET_KEY", f"{first},{second}")  # rotation in progress: the first key counts
+    assert subject_hash("13800001111") == keyed
+    monkeypatch.setenv("FLOWLINK_SECRET_KEY", second)
+    assert subject_hash("13800001111") != keyed

@@ -11,11 +11,12 @@
   payloads, as does every webhook event carrying it; the runs themselves (ids, statuses, times)
   stay for the statistics. With ``tables`` (the default) it also deletes the data-table rows in
   which a top-level field equals the subject (:func:`engine.store.datatables.erase_subject_rows`).
-  `dry_run` only counts. The erasure is audited with a hash of the subject, not the subject.
+  `dry_run` only counts. The erasure is audited with a keyed hash of the subject (:func:`subject_hash`), not the subject.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, Iterable
 import orjson
 from sqlalchemy import Engine, and_, delete, func, or_, select, text, update
 
+from engine.credentials import derived_key
 from engine.store import audit
 from engine.store.datatables import erase_subject_rows
 from engine.store.tables import blobs, flow_versions, flows, runs, step_runs, webhook_events
@@ -156,8 +158,10 @@ class EraseResult:
 
 
 def subject_hash(subject: str) -> str:
-    """How the audit log names an erased subject (never the subject itself)."""
-    return hashlib.sha256(subject.encode()).hexdigest()[:16]
+    """How the audit log names an erased subject (never the subject itself): a keyed hash
+    (HMAC-SHA256 with a key derived from the instance's secret key). A plain hash of a phone
+    number could be reversed by hashing every phone number; this one only with the key."""
+    return hmac.new(derived_key("erasure-subject"), subject.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def check_subject(subject: str) -> None:
