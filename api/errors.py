@@ -17,13 +17,18 @@ def error_body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"type": kind, "message": message, **extra}}
 
 
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """An HTTPException as the JSON error envelope (a dict detail is the envelope already)."""
+    detail = exc.detail if isinstance(exc.detail, dict) else error_body("HTTPError", str(exc.detail))
+    return JSONResponse(detail, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
 def install(app: FastAPI) -> None:
     """Register the JSON error handlers."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, dict) else error_body("HTTPError", str(exc.detail))
-        return JSONResponse(detail, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return http_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import error_body
+from api.errors import error_body, http_error_response
 
 log = logging.getLogger("flowlink.hooks")
 
@@ -34,17 +34,12 @@ class WebhookFastPath:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self.app(scope, receive, send)
             return
-        state = scope["app"].state.flowlink
+        inbox = scope["app"].state.flowlink.inbox
         path = scope["path"][len(PREFIX):]
-        request = Request(scope, receive)
         try:
-            response = await state.inbox.intake(request, path)
+            response = await inbox.deliver(Request(scope, receive), path)
         except HTTPException as exc:
-            if state.metrics is not None:  # not found, wrong method, unauthenticated, too large, malformed
-                hook = state.inbox._hooks.get(path)
-                state.metrics.webhook(hook.flow_id if hook is not None else "", "rejected")
-            detail = exc.detail if isinstance(exc.detail, dict) else error_body("HTTPError", str(exc.detail))
-            response = JSONResponse(detail, status_code=exc.status_code, headers=exc.headers)
+            response = http_error_response(exc)
         except Exception:
             log.exception("webhook delivery to /hooks/%s failed", path)
             response = JSONResponse(error_body("InternalError", "the delivery could not be stored; send it again"),

@@ -53,6 +53,7 @@ DEFAULT_TOKEN_HEADER = "X-Webhook-Token"
 DEFAULT_SIGNATURE_HEADER = "X-Signature"
 FINISHED = ("done", "dead")
 FLOW_RECHECK = 30.0  # s between looks at whether a cached flow version still exists
+SECRET_TTL = 10.0  # s a webhook's decrypted auth connection is reused (rotation shows within this)
 
 
 def _env_number(name: str, default: float) -> float:
@@ -164,14 +165,14 @@ class Inbox:
         self._tasks: list[asyncio.Task[None]] = []
         self.metrics: Any = None  # api.metrics.Metrics, set by the service: counts deliveries
         # group commit: concurrent deliveries share one INSERT transaction, finished events one UPDATE
+        self._notify = notify.supported(self.db)  # PostgreSQL: wake other processes (api/notify.py)
         self._intake: Batcher[tuple[Hook, str, str | None, dict[str, Any]], tuple[str, str, bool]] = Batcher(
-            self._store_many, writers=int(_env_number("FLOWLINK_INTAKE_WRITERS", 4 if notify.supported(self.db) else 1)))
+            self._store_many, writers=int(_env_number("FLOWLINK_INTAKE_WRITERS", 4 if self._notify else 1)))
         self._finishing: Batcher[tuple[str, str, str | None], None] = Batcher(self._finish_many)
         self._flows: dict[tuple[str, int | None], tuple[int, float, Flow | None]] = {}
         self._flow_lookups: dict[tuple[str, int | None], asyncio.Future[Flow | None]] = {}
         self._refreshing: asyncio.Task[None] | None = None
         self._expired_checked_at = 0.0  # last look for events whose lease expired
-        self._notify = notify.supported(self.db)  # PostgreSQL: wake other processes (api/notify.py)
         self._listener: notify.Listener | None = None
         self._remote_done: dict[str, list[asyncio.Event]] = {}
         engine.flows.listeners.append(self._flow_changed)
@@ -241,14 +242,18 @@ class Inbox:
             # a change during the load leaves the cache stale, so it reloads next time
             self._hooks_at = started if generation == self._generation else 0.0
 
-    def _connection(self, connection: str) -> dict[str, Any]:
-        """A connection's decrypted fields, cached for a few seconds (rotation shows within 10 s)."""
-        now = time.monotonic()
+    def _cached_connection(self, connection: str) -> dict[str, Any] | None:
+        """A connection's decrypted fields if read less than SECRET_TTL s ago, else None."""
         cached = self._secrets.get(connection)
-        if cached is None or now - cached[0] > 10:
-            cached = (now, self.engine.connection_store.fields(connection))
-            self._secrets[connection] = cached
-        return cached[1]
+        return cached[1] if cached is not None and time.monotonic() - cached[0] <= SECRET_TTL else None
+
+    def _connection(self, connection: str) -> dict[str, Any]:
+        """A connection's decrypted fields, cached for a few seconds (rotation shows within SECRET_TTL s)."""
+        fields = self._cached_connection(connection)
+        if fields is None:
+            fields = self.engine.connection_store.fields(connection)
+            self._secrets[connection] = (time.monotonic(), fields)
+        return fields
 
     def _secret(self, connection: str, field: str) -> str:
         value = self._connection(connection).get(field)
@@ -278,8 +283,7 @@ class Inbox:
             return set()
         field = "token" if kind == "token" else "secret"
         try:
-            cached = self._secrets.get(auth["connection"])
-            if cached is not None and time.monotonic() - cached[0] <= 10:  # no thread hop for a cached secret
+            if self._cached_connection(auth["connection"]) is not None:  # no thread hop for a cached secret
                 secret = self._secret(auth["connection"], field)
             else:
                 secret = await asyncio.to_thread(self._secret, auth["connection"], field)
@@ -317,6 +321,17 @@ class Inbox:
         if not hmac.compare_digest(given[len(prefix):].strip().lower().encode(), expected.encode()):
             raise denied
         return set()
+
+    async def deliver(self, request: Request, path: str) -> Response:
+        """`intake`, counting a rejected delivery (not found, wrong method, unauthenticated, too
+        large, malformed) in the metrics before its HTTPException goes on to the caller."""
+        try:
+            return await self.intake(request, path)
+        except HTTPException:
+            if self.metrics is not None:
+                hook = self._hooks.get(path)
+                self.metrics.webhook(hook.flow_id if hook is not None else "", "rejected")
+            raise
 
     async def intake(self, request: Request, path: str) -> Response:
         """Handle one delivery to /hooks/{path}."""
@@ -423,8 +438,7 @@ class Inbox:
                     id=event_id, flow_id=hook.flow_id, flow_version=hook.version, path=path[:200], dedupe_key=dedupe,
                     payload=orjson.dumps(payload).decode(), status="accepted", run_id=run_id, attempts=0,
                     received_at=now, updated_at=now))
-                if self._notify:
-                    notify.notify_inbox(conn)
+                notify.notify_inbox(conn)
         except IntegrityError:  # a concurrent delivery with the same dedupe key won the race
             found = self._existing(hook.flow_id, dedupe) if dedupe is not None else None
             if not found:
@@ -471,8 +485,7 @@ class Inbox:
                     # with RETURNING, SQLAlchemy sends one multi-row INSERT (insertmanyvalues) instead of
                     # one statement per row: about a third less CPU per event here and in PostgreSQL
                     conn.execute(events.insert().returning(events.c.id), rows).all()
-                    if self._notify:
-                        notify.notify_inbox(conn)
+                    notify.notify_inbox(conn)
             return results
         except IntegrityError:
             if len(items) == 1 and items[0][2] is None:
@@ -793,8 +806,7 @@ class Inbox:
             conn.execute(update(events).where(events.c.id == bindparam("b_id"), events.c.claimed_by == self.worker_id)
                          .values(status=bindparam("b_status"), last_error=bindparam("b_error"), claimed_until=None, updated_at=now),
                          [{"b_id": event_id, "b_status": status, "b_error": error} for event_id, status, error in items])
-            if self._notify:
-                notify.notify_done(conn, [event_id for event_id, _, _ in items])
+            notify.notify_done(conn, [event_id for event_id, _, _ in items])
         return [None] * len(items)
 
     # -------------------------------------------------------------------- queries for the API
@@ -835,7 +847,6 @@ class Inbox:
                 return {}
             audit.record(conn, actor, "event.replay", "webhook_event", event_id,
                          before={"status": row.status, "run_id": row.run_id}, after={"status": "accepted", "run_id": run_id})
-            if self._notify:
-                notify.notify_inbox(conn)
+            notify.notify_inbox(conn)
         self.wake.set()
         return {"event_id": event_id, "run_id": run_id, "status": "accepted"}

@@ -56,8 +56,8 @@ def create_app(database_url: str | None = None, load_examples: bool = False) -> 
     app = FastAPI(title="Flowlink", version="0.1.0", openapi_url="/api/openapi.json", docs_url="/api/docs", lifespan=lifespan)
     errors.install(app)
     app.add_middleware(WebhookFastPath)  # /hooks deliveries skip FastAPI's routing (api/fastpath.py)
-    # /hooks first: webhook deliveries are the hot path, and routes are matched in order
-    # /hooks: each webhook authenticates its caller itself (token/HMAC from the flow's trigger), not as a user
+    # /hooks: each webhook authenticates its caller itself (token/HMAC from the flow's trigger), not as a user;
+    # the routes document it in OpenAPI (the fast path answers first, with the same handler)
     app.include_router(hooks.router)
     # every /api router is checked by `authorize` against api/permissions.py (public routes included there)
     for module in (health, auth, flows, runs, events, users, api_keys, audit, steps, connections, connectors, templates):

@@ -33,12 +33,16 @@ def supported(db: Engine) -> bool:
 
 
 def notify_inbox(conn: Connection) -> None:
-    """Inside the transaction that stores events: wake the workers when it commits."""
+    """Inside the transaction that stores events: wake the workers when it commits (no-op on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return
     conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": INBOX})
 
 
 def notify_done(conn: Connection, event_ids: Iterable[str]) -> None:
-    """Inside the transaction that marks events finished: tell waiting API processes which."""
+    """Inside the transaction that marks events finished: tell waiting API processes which (no-op on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return
     chunk: list[str] = []
     size = 0
     for event_id in event_ids:
@@ -86,7 +90,7 @@ class Listener:
                     conn.execute(f"LISTEN {INBOX}")
                     conn.execute(f"LISTEN {DONE}")
                     self.connected.set()
-                    self._call(self.on_inbox)  # anything stored while we were not listening
+                    self._gather(inbox=True)  # anything stored while we were not listening
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self._deliver(note)
@@ -97,21 +101,32 @@ class Listener:
                     self._stop.wait(1.0)
 
     def _deliver(self, note: Any) -> None:
-        # Coalesced: one wake-up of the loop carries every notification that arrived before it
-        # ran. One call_soon_threadsafe per notification wrote a byte per call into the loop's
-        # self-pipe; on a busy (niced) worker the pipe filled up, and a SIGTERM's wake-up byte
-        # was then dropped ("Exception ignored when trying to write to the signal wakeup fd").
+        if note.channel == INBOX:
+            self._gather(inbox=True)
+        elif note.channel == DONE and note.payload:
+            self._gather(done=note.payload.split(","))
+
+    def _gather(self, inbox: bool = False, done: list[str] | None = None) -> None:
+        """From the listening thread: note what arrived, and wake the loop unless a wake-up is queued.
+
+        Coalesced: one wake-up carries everything that arrived before it ran. One
+        call_soon_threadsafe per notification wrote a byte per call into the loop's self-pipe; on
+        a busy (niced) worker the pipe filled up, and a SIGTERM's wake-up byte was then dropped
+        ("Exception ignored when trying to write to the signal wakeup fd")."""
         with self._lock:
-            if note.channel == INBOX:
-                self._inbox_pending = True
-            elif note.channel == DONE and note.payload:
-                self._done_pending.extend(note.payload.split(","))
-            else:
-                return
+            self._inbox_pending = self._inbox_pending or inbox
+            self._done_pending.extend(done or ())
             if self._scheduled:
                 return
             self._scheduled = True
-        self._call(self._dispatch)
+        if self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._dispatch)
+                return
+            except RuntimeError:  # the loop has closed
+                pass
+        with self._lock:
+            self._scheduled = False
 
     def _dispatch(self) -> None:
         """On the event loop: hand over what gathered since the last wake-up."""
@@ -123,15 +138,3 @@ class Listener:
             self.on_inbox()
         if done:
             self.on_done(done)
-
-    def _call(self, func: Callable[..., None], *args: Any) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(func, *args)
-                return
-            except RuntimeError:  # the loop closed meanwhile
-                pass
-        if func == self._dispatch:
-            with self._lock:
-                self._scheduled = False

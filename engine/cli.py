@@ -559,7 +559,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Execute runs from the shared inbox, and schedules and polls, until SIGTERM."""
     from api.worker import run_worker
     from engine.logs import configure
-
     from engine.process import lower_priority
 
     configure()

@@ -1,7 +1,7 @@
 """Webhook intake: /hooks/{path}, authenticated per webhook (not by the /api auth)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from api.deps import get_state
@@ -18,13 +18,7 @@ async def receive(path: str, request: Request, state: ServiceState = Depends(get
     A connector callback (`/hooks/<connector>/<path>`) is verified, answered and parsed by
     the connector's trigger (handshakes, signatures, decryption, its acknowledgement).
     """
-    try:
-        return await state.inbox.intake(request, path)
-    except HTTPException:
-        if state.inbox.metrics is not None:  # not found, wrong method, unauthenticated, too large, malformed
-            hook = state.inbox._hooks.get(path)
-            state.inbox.metrics.webhook(hook.flow_id if hook is not None else "", "rejected")
-        raise
+    return await state.inbox.deliver(request, path)
 
 
 for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):  # one route per method: distinct OpenAPI operation ids

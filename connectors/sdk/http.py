@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import email.utils
 import http.cookiejar
+import os
 import time
 import weakref
 
@@ -28,8 +28,8 @@ def shared_client() -> httpx.AsyncClient:
             # sets and send it with another tenant's request (sessions live in their own clients)
             cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
             timeout=httpx.Timeout(30.0),
-            transport=ShardedTransport(shards=int(os.environ.get("FLOWLINK_HTTP_POOL_SHARDS", "4")), limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-                                       trust_env=False),
+            transport=ShardedTransport(shards=int(os.environ.get("FLOWLINK_HTTP_POOL_SHARDS", "4")),
+                                       limits=httpx.Limits(max_connections=200, max_keepalive_connections=50), trust_env=False),
             headers={"User-Agent": USER_AGENT},
             trust_env=False,
             event_hooks={"request": [_trace_request]},

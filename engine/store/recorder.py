@@ -57,6 +57,11 @@ def _set_done(future: "asyncio.Future[None]") -> None:
         future.set_result(None)
 
 
+def _run_of(item: tuple[str, Any]) -> str:
+    """The run id of a queued record ("start"/"end" carry the run, "step" a step of it)."""
+    return item[1].run_id if item[0] == "step" else item[1].id
+
+
 def _set_all_done(futures: list["asyncio.Future[None]"]) -> None:
     for future in futures:
         _set_done(future)
@@ -143,7 +148,7 @@ class SqlRecorder:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         if self.mode == "thread":
-            self._queue.put((_DURABLE, (loop, done)))
+            self._queue.put((_DURABLE, done))
         else:
             with self._lock:
                 self._waiters.append(done)
@@ -175,7 +180,7 @@ class SqlRecorder:
             return
         with self._lock:
             self._buffer.append(item)
-            self._buffered_runs.add(item[1].run_id if item[0] == "step" else item[1].id)
+            self._buffered_runs.add(_run_of(item))
             full = len(self._buffer) >= self.max_batch
         if full:
             self._drain()
@@ -219,7 +224,7 @@ class SqlRecorder:
                 self._waiters = []
                 return
             self._buffer = batch + self._buffer  # keep them for the next write
-            self._buffered_runs.update(item[1].run_id if item[0] == "step" else item[1].id for item in batch)
+            self._buffered_runs.update(_run_of(item) for item in batch)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -256,7 +261,7 @@ class SqlRecorder:
             for kind, arg in batch:
                 if kind is _FLUSH:
                     arg.set()
-            _release([arg[1] for kind, arg in batch if kind is _DURABLE])
+            _release([arg for kind, arg in batch if kind is _DURABLE])
             if any(kind is _STOP for kind, _ in batch):
                 return
 
